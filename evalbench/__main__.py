@@ -1,0 +1,5 @@
+"""Allow ``python -m evalbench``."""
+
+from evalbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Encoder adapters: one module per encoder family behind the protocol in ``base``."""

@@ -1,0 +1,54 @@
+"""The ``evalbench`` command line: thin argparse subcommands over library functions.
+
+Every subcommand module exposes ``add_parser(subparsers)``; its handler parses
+nothing itself and calls a public library function.  User mistakes surface as
+one ``evalbench: error: ...`` line and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evalbench import __version__
+from evalbench.cli import data, encoders, leaderboard, run, tasks
+from evalbench.errors import EvalbenchError
+
+EPILOG = """examples:
+  evalbench run --encoder logmel --tasks synth        the embedded synthetic suite
+  evalbench run --encoder logmel,randproj --tasks synth_pitch,synth_events --seeds 5
+  evalbench leaderboard                               regenerate results/leaderboard.md
+  evalbench tasks list                                the task catalog
+  evalbench encoders validate                         check every encoders/*.yaml
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with all subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="evalbench",
+        description="Benchmark harness for frozen audio representations.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"evalbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (run, leaderboard, tasks, encoders, data):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except EvalbenchError as exc:
+        print(f"evalbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "evalbench: interrupted; finished records and cache entries are kept, nothing partial was written",
+            file=sys.stderr,
+        )
+        return 130

@@ -1,0 +1,72 @@
+"""``evalbench run``: score encoders on tasks and write run records."""
+
+from __future__ import annotations
+
+import argparse
+
+from evalbench.cli.common import add_dirs
+from evalbench.errors import EvalbenchError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``N`` → the N reference seeds 42, 43, ...; ``a,b,c`` → those seeds."""
+    try:
+        if "," not in text:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            return list(range(42, 42 + count))
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise EvalbenchError(
+            f"--seeds {text}: give a count (e.g. 3) or a comma-separated list (e.g. 42,43,44)"
+        ) from None
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise EvalbenchError(f"--seeds {text}: seeds must be distinct integers")
+    return seeds
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("run", help="evaluate encoders on tasks", description=__doc__)
+    p.add_argument("--encoder", required=True, help="encoder name(s), comma-separated")
+    p.add_argument("--tasks", required=True, help="task and/or suite name(s), comma-separated (e.g. synth)")
+    p.add_argument("--probe", default="linear", help="probe protocol (default: linear)")
+    p.add_argument("--seeds", default="3", help="seed count (42, 43, ...) or list (default: 3)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--overwrite", action="store_true", help="recompute records that are up to date")
+    p.add_argument("--batch-size", type=int, default=32, help="extraction batch size (does not change results)")
+    p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default: 0, in-process)")
+    add_dirs(p, data=True, cache=True, results=True)
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Resolve names and folders, then call :func:`evalbench.evaluate.run`."""
+    from evalbench import paths
+    from evalbench.evaluate import RunConfig, run
+    from evalbench.specs.encoder import resolve_encoders
+    from evalbench.specs.task import resolve_tasks
+
+    if args.batch_size < 1 or args.workers < 0:
+        raise EvalbenchError("--batch-size must be >= 1 and --workers >= 0")
+    encoders = resolve_encoders(args.encoder, paths.encoders_dir(args.encoders_dir))
+    tasks = resolve_tasks(args.tasks, paths.tasks_dir(args.tasks_dir))
+    cfg = RunConfig(
+        data_root=paths.data_root(args.data_root),
+        cache_dir=paths.cache_root(args.cache_dir),
+        results_dir=paths.results_dir(args.results_dir),
+        device=args.device,
+        seeds=parse_seeds(args.seeds),
+        probe=args.probe,
+        overwrite=args.overwrite,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
+    outcomes = run(encoders, tasks, cfg)
+    written = sum(o.status == "written" for o in outcomes)
+    print(
+        f"{written} record(s) written, {len(outcomes) - written} up to date; "
+        "`evalbench leaderboard` regenerates the tables"
+    )
+    return 0

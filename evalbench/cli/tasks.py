@@ -1,0 +1,99 @@
+"""``evalbench tasks list|show|validate``: the task catalog (never imports torch)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+from tabulate import tabulate
+
+from evalbench.cli.common import add_catalog
+from evalbench.errors import EvalbenchError, SpecError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the subcommand."""
+    add_catalog(sub, "task", __doc__, handle)
+
+
+def _split(spec) -> str:
+    s = spec.splits
+    return "train/valid/test" if s.type == "fixed" else f"{s.folds}-fold ({s.validation.rule})"
+
+
+def validate_all(tasks_dir: Path, files: list[Path] | None = None) -> list[str]:
+    """Error messages of all invalid task/suite files (empty if all are valid)."""
+    from evalbench.specs.task import parse_suite_file, parse_task_file, suite_files, task_files
+
+    errors = []
+    names = set()
+    for path in files or task_files(tasks_dir):
+        try:
+            names.add(parse_task_file(path).name)
+        except SpecError as exc:
+            errors.append(str(exc))
+    if not files:
+        for path in suite_files(tasks_dir):
+            try:
+                suite = parse_suite_file(path)
+                unknown = [t for t in suite.tasks if t not in names and not (Path(tasks_dir) / f"{t}.yaml").is_file()]
+                if unknown:
+                    errors.append(f"{path}: tasks: unknown task(s) {unknown}")
+                if (Path(tasks_dir) / f"{suite.name}.yaml").is_file():
+                    errors.append(f"{path}: name: '{suite.name}' is also a task name; rename the suite")
+            except SpecError as exc:
+                errors.append(str(exc))
+    return errors
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Dispatch the action."""
+    from evalbench import paths
+    from evalbench.specs.fields import to_dict
+    from evalbench.specs.task import load_task, parse_suite_file, parse_task_file, suite_files, task_files
+
+    tasks_dir = paths.tasks_dir(args.tasks_dir)
+    if args.action == "list":
+        rows = []
+        for path in task_files(tasks_dir):
+            try:
+                t = parse_task_file(path)
+                n_classes = len(t.labels.classes) if t.labels.classes else "from data"
+                rows.append(
+                    [
+                        t.name,
+                        t.version,
+                        t.labels.type,
+                        n_classes,
+                        f"{t.audio.clip_seconds:g}",
+                        _split(t),
+                        ", ".join(t.metrics),
+                        t.description,
+                    ]
+                )
+            except SpecError as exc:
+                rows.append([path.stem, "", "INVALID", "", "", "", "", str(exc)])
+        print(tabulate(rows, headers=["task", "v", "labels", "classes", "unit s", "split", "metrics", "description"]))
+        suites = []
+        for path in suite_files(tasks_dir):
+            try:
+                s = parse_suite_file(path)
+                suites.append([s.name, ", ".join(s.tasks), s.description])
+            except SpecError as exc:
+                suites.append([path.stem, "INVALID", str(exc)])
+        if suites:
+            print("\n" + tabulate(suites, headers=["suite", "tasks", "description"]))
+        return 0
+    if args.action == "show":
+        spec = load_task(args.name, tasks_dir)
+        print(f"# {spec.source_path}  (spec sha256 {spec.sha256[:16]})")
+        print(yaml.safe_dump(to_dict(spec), sort_keys=False, allow_unicode=True).rstrip())
+        return 0
+    errors = validate_all(tasks_dir, args.files or None)
+    for e in errors:
+        print(f"INVALID {e}")
+    if errors:
+        raise EvalbenchError(f"{len(errors)} invalid task/suite spec(s); see above")
+    print(f"all task and suite specs in {tasks_dir} are valid" if not args.files else "all given specs are valid")
+    return 0

@@ -1,0 +1,1 @@
+"""Data: canonical metadata, audio decoding and preprocessing, splits, dataset builders."""

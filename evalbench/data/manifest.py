@@ -1,0 +1,51 @@
+"""The ``manifest`` builder: a dataset already in evalbench's canonical format.
+
+For private or custom datasets: put a ``metadata.csv`` with the canonical
+columns (``file_name``, ``label``, ``split`` or ``fold``, optional ``group``) in
+the dataset folder beside the audio, and prepare it with
+``evalbench data prepare TASK --source DIR``.  Audio is read in place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from evalbench.data.builders import BuildOutput, DatasetBuilder
+from evalbench.errors import DataError
+from evalbench.specs.task import TaskSpec
+from evalbench.utils.hashing import sha256_file, sha256_json
+
+
+def _source(task: TaskSpec, source: Path | None) -> Path:
+    if source is None:
+        raise DataError(f"task '{task.name}': the manifest builder needs --source DIR holding metadata.csv")
+    if not (Path(source) / "metadata.csv").is_file():
+        raise DataError(f"{Path(source) / 'metadata.csv'}: not found; the manifest builder reads it from --source")
+    return Path(source).resolve()
+
+
+class ManifestBuilder(DatasetBuilder):
+    """Reads ``<source>/metadata.csv`` (canonical columns) and audio in place."""
+
+    def source_fingerprint(self, task: TaskSpec, source: Path | None) -> str:
+        """Hash of the metadata file and the source path."""
+        src = _source(task, source)
+        return sha256_json({"metadata": sha256_file(src / "metadata.csv"), "root": str(src)})
+
+    def build(self, task: TaskSpec, dest: Path, source: Path | None) -> BuildOutput:
+        """Copy the metadata (validated later against the task) and point at the audio in place."""
+        src = _source(task, source)
+        try:
+            table = pd.read_csv(src / "metadata.csv", dtype=str, keep_default_na=False)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise DataError(f"{src / 'metadata.csv'}: unreadable ({exc})") from None
+        missing = [f for f in table.get("file_name", []) if not (src / f).is_file()]
+        if missing:
+            raise DataError(f"{src / missing[0]}: listed in metadata.csv but missing ({len(missing)} missing file(s))")
+        return BuildOutput(table, str(src), task.audio.sample_rate)
+
+    def instructions(self, task: TaskSpec) -> str:
+        """How to prepare a manifest dataset."""
+        return f"evalbench data prepare {task.name} --source DIR  (DIR holds metadata.csv and the audio)"

@@ -1,0 +1,142 @@
+"""A task's view of its prepared dataset: files, encoded labels, splits, groups.
+
+Labels are encoded once against the task's fixed class vocabulary (PROTOCOL.md
+§4, flaws 1 and 2): single-label and binary tasks give integer labels of shape
+``(n,)`` (a binary task is two classes, the second positive); multi-label tasks
+give a multi-hot ``(n, C)`` matrix.  The same encoding serves every split.
+Metadata that contradicts the spec fails here with the file, row and value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evalbench.data.metadata import PreparedDataset
+from evalbench.errors import DataError
+from evalbench.specs.task import TaskSpec
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Everything about a task's clips except the audio itself.
+
+    Attributes:
+        task: The task spec.
+        dataset: The prepared dataset.
+        files: Clip paths relative to ``dataset.audio_root``, in metadata order.
+        classes: The fixed class vocabulary (output order).
+        y: ``(n,)`` int64 labels, or ``(n, C)`` float32 multi-hot for multilabel.
+        groups: ``(n,)`` group ids (source recording, speaker); the file name if
+            the metadata has no ``group`` column.
+        split: ``(n,)`` split names for fixed-split tasks, else None.
+        fold: ``(n,)`` fold numbers 1..k for k-fold tasks, else None.
+    """
+
+    task: TaskSpec
+    dataset: PreparedDataset
+    files: list[str]
+    classes: list[str]
+    y: np.ndarray
+    groups: np.ndarray
+    split: np.ndarray | None
+    fold: np.ndarray | None
+
+    @property
+    def n(self) -> int:
+        """Number of clips."""
+        return len(self.files)
+
+    def path(self, i: int) -> Path:
+        """Absolute path of clip ``i``."""
+        return self.dataset.audio_root / self.files[i]
+
+    def parts(self) -> dict[str, np.ndarray]:
+        """Row indices of each cache part: ``train/valid/test`` or ``fold1..foldk``."""
+        if self.fold is not None:
+            return {f"fold{k}": np.flatnonzero(self.fold == k) for k in range(1, self.task.splits.folds + 1)}
+        assert self.split is not None
+        return {s: np.flatnonzero(self.split == s) for s in SPLITS}
+
+    def primary_labels(self) -> np.ndarray:
+        """One integer label per clip, for stratification (multilabel: rarest present class, -1 if none)."""
+        if self.y.ndim == 1:
+            return self.y
+        freq = self.y.sum(axis=0)
+        ranked = np.where(self.y > 0, freq[None, :], np.inf)
+        out = ranked.argmin(axis=1)
+        out[~np.isfinite(ranked.min(axis=1))] = -1
+        return out
+
+
+def _vocabulary(task: TaskSpec, labels: pd.Series, where: Path) -> list[str]:
+    if task.labels.classes is not None:
+        return list(task.labels.classes)
+    found = {c for cell in labels for c in cell.split(",") if c} if task.labels.type == "multilabel" else set(labels)
+    classes = sorted(found)
+    if task.labels.type == "binary" and len(classes) != 2:
+        raise DataError(f"{where}: a binary task needs exactly 2 labels, found {classes}; list 'labels.classes'")
+    return classes
+
+
+def build_task_data(task: TaskSpec, dataset: PreparedDataset) -> TaskData:
+    """Validate a prepared dataset against ``task`` and encode its labels.
+
+    Raises:
+        DataError: Missing columns, unknown labels, bad split or fold values,
+            duplicate files, or an empty split/fold; the message names the
+            metadata file, row and value.
+    """
+    meta = dataset.metadata
+    where = dataset.root / "metadata.csv"
+    need = ["file_name", "label", "fold" if task.splits.type == "folds" else "split"]
+    missing = [c for c in need if c not in meta.columns]
+    if missing:
+        raise DataError(f"{where}: missing column(s) {missing} required by task '{task.name}'")
+    dupes = meta["file_name"][meta["file_name"].duplicated()]
+    if len(dupes):
+        raise DataError(f"{where}: file_name '{dupes.iloc[0]}' appears more than once")
+    classes = _vocabulary(task, meta["label"], where)
+    index = {c: i for i, c in enumerate(classes)}
+    labels = meta["label"].tolist()
+    if task.labels.type == "multilabel":
+        y = np.zeros((len(meta), len(classes)), dtype=np.float32)
+        for row, cell in enumerate(labels):
+            for name in (c for c in cell.split(",") if c):
+                if name not in index:
+                    raise DataError(f"{where}: row {row + 2}: label '{name}' is not in the task's classes")
+                y[row, index[name]] = 1.0
+    else:
+        unknown = [(r, v) for r, v in enumerate(labels) if v not in index]
+        if unknown:
+            row, value = unknown[0]
+            raise DataError(
+                f"{where}: row {row + 2}: label '{value}' is not one of task '{task.name}' classes "
+                f"({len(unknown)} such row(s)); fix the metadata or the spec's labels.classes"
+            )
+        y = np.array([index[v] for v in labels], dtype=np.int64)
+    split = fold = None
+    if task.splits.type == "folds":
+        fold = meta["fold"].to_numpy(dtype=np.int64)
+        k = task.splits.folds
+        bad = sorted(set(fold.tolist()) - set(range(1, k + 1)))
+        if bad:
+            raise DataError(f"{where}: fold value(s) {bad} outside 1..{k} declared by task '{task.name}'")
+        empty = [f for f in range(1, k + 1) if not (fold == f).any()]
+        if empty:
+            raise DataError(f"{where}: fold(s) {empty} have no clips")
+    else:
+        split = meta["split"].to_numpy(dtype=object)
+        bad = sorted(set(split.tolist()) - set(SPLITS))
+        if bad:
+            raise DataError(f"{where}: split value(s) {bad}; expected train, valid or test")
+        empty = [s for s in SPLITS if not (split == s).any()]
+        if empty:
+            raise DataError(f"{where}: split(s) {empty} have no clips")
+    groups = (meta["group"] if "group" in meta.columns else meta["file_name"]).to_numpy(dtype=object)
+    return TaskData(task, dataset, meta["file_name"].tolist(), classes, y, groups, split, fold)

@@ -1,0 +1,1 @@
+"""Embeddings: extraction, on-disk cache, standardisation."""

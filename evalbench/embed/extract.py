@@ -1,0 +1,231 @@
+"""Build encoders from specs and turn a task's clips into cached clip embeddings.
+
+Extraction runs under ``torch.inference_mode`` in batches: decode and
+preprocess (in DataLoader workers when ``workers > 0``), encode to frames, pool
+with the encoder's named pooling (ignoring padded frames), and store one float32
+array per part in the :class:`~evalbench.embed.cache.EmbeddingCache`.  Parts
+already cached are memory-mapped instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from evalbench.adapters.base import Encoder
+from evalbench.adapters.pooling import pooled_dim
+from evalbench.data.audio import Resampler, load_clip
+from evalbench.data.task_data import TaskData
+from evalbench.embed.cache import EmbeddingCache
+from evalbench.errors import EvalbenchError
+from evalbench.registry import ADAPTERS, POOLINGS
+from evalbench.specs.encoder import EncoderSpec
+from evalbench.utils.hashing import sha256_file, sha256_json
+
+FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (PROTOCOL.md §2.1)
+
+
+@dataclass
+class LoadedEncoder:
+    """An instantiated encoder with its spec and identity.
+
+    Attributes:
+        spec: The encoder spec.
+        model: The adapter module (in eval mode, on its device).
+        checkpoint_sha256: Content hash of the checkpoint file, if any.
+        device: Torch device.
+    """
+
+    spec: EncoderSpec
+    model: Encoder
+    checkpoint_sha256: str | None
+    device: torch.device
+
+    def identity(self) -> dict[str, Any]:
+        """Everything about the encoder that can change embeddings, fitted statistics included."""
+        return {**static_identity(self.spec, self.checkpoint_sha256), "fitted": self.model.fitted_state()}
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of :meth:`identity`."""
+        return sha256_json(self.identity())
+
+    @property
+    def dim(self) -> int:
+        """Width of the pooled clip embedding."""
+        return pooled_dim(self.spec.pooling, self.model.embed_dim)
+
+
+def static_identity(spec: EncoderSpec, checkpoint_sha256: str | None) -> dict[str, Any]:
+    """Encoder identity known before any data is seen: config, adapter code version, weights hash."""
+    return {
+        **spec.config_for_fingerprint(),
+        "adapter_version": ADAPTERS.get(spec.adapter).VERSION,
+        "checkpoint_sha256": checkpoint_sha256,
+    }
+
+
+def verify_checkpoint(spec: EncoderSpec) -> str | None:
+    """SHA-256 of the spec's checkpoint file (None without one), checked against the spec.
+
+    Raises:
+        EvalbenchError: The checkpoint is missing or its SHA-256 differs from the spec.
+    """
+    path = spec.checkpoint_path()
+    digest = None
+    if path is not None:
+        if not path.is_file():
+            hint = f" (obtain it from {spec.checkpoint.source})" if spec.checkpoint and spec.checkpoint.source else ""
+            raise EvalbenchError(f"{spec.source_path}: checkpoint.path: file {path} not found{hint}")
+        digest = sha256_file(path)
+        expected = spec.checkpoint.sha256 if spec.checkpoint else None
+        if expected and expected != digest:
+            raise EvalbenchError(
+                f"{spec.source_path}: checkpoint.sha256: {path} has SHA-256 {digest}, expected {expected}; "
+                "the file changed or is the wrong one"
+            )
+    return digest
+
+
+def load_encoder_model(spec: EncoderSpec, device: torch.device, checkpoint_sha256: str | None = None) -> LoadedEncoder:
+    """Instantiate ``spec``'s adapter on ``device`` after verifying its checkpoint."""
+    digest = checkpoint_sha256 if checkpoint_sha256 is not None else verify_checkpoint(spec)
+    path = spec.checkpoint_path()
+    model = ADAPTERS.get(spec.adapter).from_options(spec.typed_options(), path)
+    model.to(device).eval()
+    return LoadedEncoder(spec, model, digest, device)
+
+
+class ClipDataset(Dataset):
+    """Preprocessed clips of some rows of a task, at the encoder's sample rate."""
+
+    def __init__(self, data: TaskData, rows: np.ndarray, sample_rate: int) -> None:
+        self.data, self.rows, self.sample_rate = data, rows, sample_rate
+        self.resampler = Resampler()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        row = int(self.rows[i])
+        audio = self.data.task.audio
+        wav, valid = load_clip(
+            self.data.path(row),
+            self.data.files[row],
+            audio.clip_seconds,
+            self.sample_rate,
+            audio.crop,
+            audio.crop_seed,
+            self.resampler,
+        )
+        return torch.from_numpy(wav), valid
+
+
+def _batches(dataset: ClipDataset, batch_size: int, workers: int) -> DataLoader:
+    def collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.stack([w for w, _ in items]), torch.tensor([v for _, v in items], dtype=torch.int64)
+
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate,
+        worker_init_fn=lambda _: torch.set_num_threads(1),
+        persistent_workers=False,
+    )
+
+
+@torch.inference_mode()
+def embed_rows(
+    enc: LoadedEncoder, data: TaskData, rows: np.ndarray, batch_size: int, workers: int, desc: str
+) -> np.ndarray:
+    """Pooled float32 embeddings ``(len(rows), dim)`` of the given rows."""
+    pool = POOLINGS.get(enc.spec.pooling)
+    out = np.empty((len(rows), enc.dim), dtype=np.float32)
+    pos = 0
+    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate), batch_size, workers)
+    for wav, lengths in tqdm(loader, desc=desc, unit="batch", leave=False, disable=None):
+        frames = enc.model.encode(wav.to(enc.device), lengths.to(enc.device))
+        pooled = pool(frames).float().cpu().numpy()
+        if not np.isfinite(pooled).all():
+            bad = data.files[int(rows[pos + int(np.flatnonzero(~np.isfinite(pooled).all(1))[0])])]
+            raise EvalbenchError(f"encoder '{enc.spec.name}' produced non-finite embeddings for {bad}")
+        out[pos : pos + len(pooled)] = pooled
+        pos += len(pooled)
+    return out
+
+
+def fit_encoder(enc: LoadedEncoder, data: TaskData, batch_size: int, workers: int) -> None:
+    """Fit an encoder's input statistics on the task's training audio, if it needs to.
+
+    Fixed splits use the train split.  k-fold tasks use every fold: the
+    statistics are label-free scalars, and per-rotation fitting would multiply
+    extraction by k.  At most :data:`FIT_MAX_CLIPS` clips, the first ones of a
+    seeded permutation.
+    """
+    if not enc.model.needs_fit:
+        return
+    rows = np.flatnonzero(data.split == "train") if data.split is not None else np.arange(data.n)
+    rows = np.sort(np.random.default_rng(0).permutation(rows)[:FIT_MAX_CLIPS])
+    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate), batch_size, workers)
+    enc.model.fit(wav[:n] for batch, lengths in loader for wav, n in zip(batch, lengths.tolist(), strict=True))
+
+
+def cache_payload(enc: LoadedEncoder, data: TaskData, part: str, rows: np.ndarray) -> dict[str, Any]:
+    """The cache key inputs of one part (see :mod:`evalbench.embed.cache`)."""
+    audio = data.task.audio
+    return {
+        "encoder": enc.fingerprint,
+        "task": data.task.name,
+        "task_version": data.task.version,
+        "dataset": data.dataset.fingerprint,
+        "part": part,
+        "files": sha256_json([data.files[i] for i in rows]),
+        "audio": {
+            "sample_rate": enc.model.sample_rate,
+            "clip_seconds": audio.clip_seconds,
+            "crop": audio.crop,
+            "crop_seed": audio.crop_seed,
+        },
+    }
+
+
+@dataclass
+class EmbedStats:
+    """Timing and cache use of one task's extraction."""
+
+    seconds: float
+    parts_cached: int
+    parts_computed: int
+    clips_computed: int
+
+
+def embed_task(
+    enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int = 32, workers: int = 0
+) -> tuple[np.ndarray, EmbedStats]:
+    """Embeddings of every clip of ``data`` (metadata order), from cache where possible."""
+    start = time.perf_counter()
+    fit_encoder(enc, data, batch_size, workers)
+    full = np.empty((data.n, enc.dim), dtype=np.float32)
+    cached = computed = clips = 0
+    for part, rows in data.parts().items():
+        payload = cache_payload(enc, data, part, rows)
+        array = cache.load(enc.spec.name, data.task.name, part, payload)
+        if array is None:
+            array = embed_rows(enc, data, rows, batch_size, workers, f"{enc.spec.name}/{data.task.name}/{part}")
+            cache.store(enc.spec.name, data.task.name, part, payload, array)
+            computed, clips = computed + 1, clips + len(rows)
+        else:
+            cached += 1
+        full[rows] = array
+    return full, EmbedStats(time.perf_counter() - start, cached, computed, clips)
+
+
+__all__ = ["EmbedStats", "LoadedEncoder", "embed_task", "load_encoder_model"]

@@ -1,0 +1,39 @@
+"""User-facing error types.
+
+Every exception derived from :class:`EvalbenchError` carries a one-line message
+that names the offending file, field or value and says what to do.  The CLI
+prints it as ``evalbench: error: <message>`` and exits with status 2, never a
+traceback.  Anything else escaping the library is a bug.
+"""
+
+
+class EvalbenchError(Exception):
+    """A mistake in input, configuration or environment that the user can fix."""
+
+
+class SpecError(EvalbenchError):
+    """A task, suite or encoder YAML file is malformed."""
+
+
+class UnknownNameError(EvalbenchError):
+    """A task, suite, encoder, adapter, metric or probe name is not known."""
+
+
+class DatasetNotReadyError(EvalbenchError):
+    """A task's dataset has not been prepared under the data root."""
+
+
+class DataError(EvalbenchError):
+    """A prepared dataset is inconsistent with its task spec (bad label, missing file...)."""
+
+
+class AudioDecodeError(DataError):
+    """An audio file could not be decoded."""
+
+
+class MetricUndefinedError(EvalbenchError):
+    """A metric cannot be computed on the given labels (e.g. ROC-AUC with one class)."""
+
+
+class ResultsError(EvalbenchError):
+    """A run record is malformed or from an unknown schema version."""

@@ -1,0 +1,230 @@
+"""Orchestration of ``evalbench run``: encoders × tasks → run records.
+
+Stages live elsewhere; this module wires them together:
+
+1. preflight: resolve the device, check the probe, open every task's prepared
+   data (generating embedded synthetic datasets on first use) and verify every
+   encoder's checkpoint, so that a missing dataset or weight file fails before
+   any work and nothing is written to ``results/``;
+2. per (encoder, task): skip if an up-to-date record exists (unless
+   ``overwrite``); else embed (from cache where possible), run the probe
+   protocol, and write one record atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalbench import __version__
+from evalbench.data.prepare import open_task_data
+from evalbench.data.task_data import TaskData
+from evalbench.embed.cache import EmbeddingCache
+from evalbench.embed.extract import (
+    EmbedStats,
+    LoadedEncoder,
+    embed_task,
+    load_encoder_model,
+    static_identity,
+    verify_checkpoint,
+)
+from evalbench.protocol import PROTOCOL_IDS, RunScore, evaluate_probe, runs_as_dicts, summarize
+from evalbench.registry import PROBES
+from evalbench.results.schema import SCHEMA_VERSION
+from evalbench.results.store import existing_is_current, record_path, staleness_key, write_record
+from evalbench.specs.encoder import EncoderSpec
+from evalbench.specs.task import TaskSpec
+from evalbench.utils.device import resolve_device
+from evalbench.utils.provenance import environment, git_state
+
+REFERENCE_SEEDS = (42, 43, 44)  # the reference harness's three runs (PROTOCOL.md §2.2)
+
+
+@dataclass
+class RunConfig:
+    """Options of one ``evalbench run``.
+
+    Attributes:
+        data_root: Prepared datasets.
+        cache_dir: Embedding cache.
+        results_dir: Run records and leaderboards.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        seeds: Probe seeds.
+        probe: Registered probe name.
+        probe_options: Probe hyperparameters overriding the protocol defaults.
+        overwrite: Recompute records that are up to date.
+        batch_size: Extraction batch size (never affects results).
+        workers: DataLoader worker processes for decoding.
+    """
+
+    data_root: Path
+    cache_dir: Path
+    results_dir: Path
+    device: str = "auto"
+    seeds: list[int] = field(default_factory=lambda: list(REFERENCE_SEEDS))
+    probe: str = "linear"
+    probe_options: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
+    batch_size: int = 32
+    workers: int = 0
+
+
+@dataclass
+class Outcome:
+    """What happened to one (encoder, task) pair."""
+
+    encoder: str
+    task: str
+    status: str  # "written" or "up to date"
+    path: Path
+    summary: dict[str, Any] | None = None
+
+
+def probe_config(cfg: RunConfig) -> dict[str, Any]:
+    """Probe hyperparameters as recorded (defaults from the probe class plus overrides)."""
+    import inspect
+
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(PROBES.get(cfg.probe).__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty and k not in ("random_state", "device", "label_type", "metric")
+    }
+    return {**defaults, **cfg.probe_options}
+
+
+def _record(
+    enc: LoadedEncoder,
+    data: TaskData,
+    cfg: RunConfig,
+    device: str,
+    runs: list[RunScore],
+    stats: EmbedStats,
+    probe_seconds: float,
+    static: dict[str, Any],
+) -> dict[str, Any]:
+    task = data.task
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "evalbench_version": __version__,
+        "git": git_state(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "encoder": {
+            "name": enc.spec.name,
+            "adapter": enc.spec.adapter,
+            "pooling": enc.spec.pooling,
+            "fingerprint": enc.fingerprint,
+            "identity_static": static,
+            "fitted": enc.model.fitted_state(),
+            "checkpoint_sha256": enc.checkpoint_sha256,
+            "embedding_dim": enc.dim,
+            "sample_rate": enc.model.sample_rate,
+        },
+        "task": {
+            "name": task.name,
+            "version": task.version,
+            "spec_sha256": task.sha256,
+            "dataset": task.dataset_name,
+            "dataset_sha256": data.dataset.fingerprint,
+            "label_type": task.labels.type,
+            "classes": data.classes,
+            "metrics": task.metrics,
+            "primary_metric": task.primary_metric,
+            "split": {
+                "type": task.splits.type,
+                "folds": task.splits.folds,
+                "validation": task.splits.validation.__dict__,
+            },
+            "audio": task.audio.__dict__,
+            "n_clips": data.n,
+        },
+        "probe": {
+            "name": cfg.probe,
+            "protocol": PROTOCOL_IDS[cfg.probe],
+            "config": probe_config(cfg),
+            "standardize": "train-only z-score",
+        },
+        "seeds": cfg.seeds,
+        "scores": {
+            "test": summarize(runs, task.metrics, "test"),
+            "valid": summarize(runs, task.metrics, "valid"),
+        },
+        "runs": runs_as_dicts(runs),
+        "timings": {
+            "extract_s": round(stats.seconds, 3),
+            "probe_s": round(probe_seconds, 3),
+            "parts_cached": stats.parts_cached,
+            "parts_computed": stats.parts_computed,
+            "clips_embedded": stats.clips_computed,
+        },
+        "environment": environment(device),
+    }
+
+
+def _current_key(spec: EncoderSpec, static: dict[str, Any], data: TaskData, cfg: RunConfig) -> str:
+    task = data.task
+    return staleness_key(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "encoder": {"identity_static": static},
+            "task": {
+                "version": task.version,
+                "spec_sha256": task.sha256,
+                "dataset_sha256": data.dataset.fingerprint,
+            },
+            "probe": {"protocol": PROTOCOL_IDS[cfg.probe], "config": probe_config(cfg)},
+            "seeds": cfg.seeds,
+        }
+    )
+
+
+def run(
+    encoders: list[EncoderSpec], tasks: list[TaskSpec], cfg: RunConfig, log: Callable[[str], None] = print
+) -> list[Outcome]:
+    """Evaluate every encoder on every task and write run records.
+
+    Returns:
+        One :class:`Outcome` per (encoder, task) pair, in order.
+    """
+    device = resolve_device(cfg.device)
+    PROBES.check(cfg.probe, "--probe")
+    datas = {t.name: open_task_data(t, cfg.data_root) for t in tasks}
+    digests = {e.name: verify_checkpoint(e) for e in encoders}
+    cache = EmbeddingCache(cfg.cache_dir)
+    outcomes = []
+    for spec in encoders:
+        enc: LoadedEncoder | None = None
+        static = static_identity(spec, digests[spec.name])
+        for task in tasks:
+            data = datas[task.name]
+            path = record_path(cfg.results_dir, spec.name, task.name, cfg.probe)
+            if not cfg.overwrite and existing_is_current(path, _current_key(spec, static, data, cfg)):
+                log(f"{spec.name} × {task.name}: up to date ({path}); --overwrite recomputes it")
+                outcomes.append(Outcome(spec.name, task.name, "up to date", path))
+                continue
+            enc = enc or load_encoder_model(spec, device, digests[spec.name])
+            x, stats = embed_task(enc, data, cache, cfg.batch_size, cfg.workers)
+            start = time.perf_counter()
+            runs = evaluate_probe(
+                data,
+                x,
+                cfg.probe,
+                cfg.seeds,
+                str(device),
+                cfg.probe_options,
+                split_dir=Path(cfg.cache_dir) / "splits",
+            )
+            record = _record(enc, data, cfg, str(device), runs, stats, time.perf_counter() - start, static)
+            write_record(path, record)
+            primary = record["scores"]["test"][task.primary_metric]
+            shown = "undefined" if primary["mean"] is None else f"{primary['mean']:.4f} ± {primary['std']:.4f}"
+            log(
+                f"{spec.name} × {task.name}: {task.primary_metric} {shown} "
+                f"(extract {stats.seconds:.1f} s, {stats.parts_cached} part(s) cached; "
+                f"probe {record['timings']['probe_s']:.1f} s) → {path}"
+            )
+            outcomes.append(Outcome(spec.name, task.name, "written", path, primary))
+    return outcomes

@@ -1,0 +1,1 @@
+"""Probes: estimators trained on frozen embeddings (scikit-learn conventions)."""

@@ -1,0 +1,190 @@
+"""The evaluation protocol: rotations × seeds → standardise → probe → test once.
+
+For every seed and every rotation of the task (one for fixed splits, k for
+k-fold tasks, :mod:`evalbench.data.splits`):
+
+1. fit a :class:`~evalbench.embed.standardize.Standardizer` on the training rows
+   only and apply it to training, validation and test rows;
+2. fit the probe on training rows, selecting hyperparameters and the stopping
+   epoch on the validation rows with the task's primary metric;
+3. score the selected probe on the test rows, once.  Test labels are held in a
+   :class:`SealedLabels` that the probe never receives and that refuses a
+   second read, so test data cannot leak into selection (PROTOCOL.md §4, flaw 4).
+
+Scores are summarised as the mean over all (seed, rotation) runs, the standard
+deviation over seeds of each seed's rotation mean (PROTOCOL.md §2.3; sample
+std, ddof = 1) and, for k-fold tasks, the standard deviation over folds of each
+fold's seed mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from evalbench import metrics as M
+from evalbench.data.splits import rotations, write_rotation
+from evalbench.data.task_data import TaskData
+from evalbench.embed.standardize import Standardizer
+from evalbench.errors import MetricUndefinedError
+from evalbench.registry import PROBES
+
+PROTOCOL_IDS = {"linear": "evalbench-linear-v1"}
+
+
+class SealedLabels:
+    """Test labels that can be used exactly once, to score final predictions.
+
+    Args:
+        y: Test labels.
+        metrics: Metric names to compute.
+        label_type: Task label type.
+    """
+
+    def __init__(self, y: np.ndarray, metrics: list[str], label_type: str) -> None:
+        self._y, self._metrics, self._label_type = y, metrics, label_type
+        self._used = False
+
+    def score(self, scores: np.ndarray) -> dict[str, float | None]:
+        """Metrics of ``scores`` against the sealed labels; a second call raises.
+
+        A metric undefined on the test labels (e.g. ROC-AUC with one class)
+        is reported as None.
+        """
+        if self._used:
+            raise RuntimeError("test labels were already used once: selection must not see test scores")
+        self._used = True
+        return _all_metrics(self._metrics, self._y, scores, self._label_type)
+
+
+def _all_metrics(names: list[str], y: np.ndarray, scores: np.ndarray, label_type: str) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for name in names:
+        try:
+            out[name] = M.compute([name], y, scores, label_type)[name]
+        except MetricUndefinedError:
+            out[name] = None
+    return out
+
+
+@dataclass
+class RunScore:
+    """Scores of one (seed, rotation) run."""
+
+    seed: int
+    fold: int | None
+    test: dict[str, float | None]
+    valid: dict[str, float | None]
+    chosen: dict[str, Any]
+    n: dict[str, int]
+    valid_sha256: str
+    skipped_classes: dict[str, int] = field(default_factory=dict)
+
+
+def evaluate_probe(
+    data: TaskData,
+    x: np.ndarray,
+    probe: str,
+    seeds: list[int],
+    device: str = "cpu",
+    probe_options: dict[str, Any] | None = None,
+    split_dir: Path | None = None,
+) -> list[RunScore]:
+    """Run the protocol for every seed and rotation.
+
+    Args:
+        data: Task data (labels, splits, groups).
+        x: ``(n, D)`` raw (unstandardised) clip embeddings in metadata order.
+        probe: Registered probe name.
+        seeds: Seeds; each changes probe initialisation, batch order and, for
+            k-fold holdout validation, the validation draw.
+        device: Torch device string for the probe.
+        probe_options: Extra probe hyperparameters.
+        split_dir: If given, validation file lists are written there for audit.
+
+    Returns:
+        One :class:`RunScore` per (seed, rotation).
+    """
+    task = data.task
+    probe_cls = PROBES.get(probe)
+    runs = []
+    jobs = [(seed, rot) for seed in seeds for rot in rotations(data, seed)]
+    for seed, rot in tqdm(jobs, desc=f"probe {task.name}", unit="run", leave=False, disable=None):
+        if split_dir is not None and rot.fold is not None:
+            write_rotation(split_dir, data, rot, seed)
+        scaler = Standardizer().fit(x[rot.train])
+        model = probe_cls(
+            n_classes=len(data.classes),
+            label_type=task.labels.type,
+            metric=task.primary_metric,
+            random_state=seed,
+            device=device,
+            **(probe_options or {}),
+        )
+        model.fit(
+            scaler.transform(x[rot.train]),
+            data.y[rot.train],
+            scaler.transform(x[rot.valid]),
+            data.y[rot.valid],
+        )
+        valid = _all_metrics(
+            task.metrics,
+            data.y[rot.valid],
+            model.predict_proba(scaler.transform(x[rot.valid])),
+            task.labels.type,
+        )
+        sealed = SealedLabels(data.y[rot.test], task.metrics, task.labels.type)
+        test = sealed.score(model.predict_proba(scaler.transform(x[rot.test])))
+        skipped = {m: M.skipped_classes(data.y[rot.test], len(data.classes), task.labels.type, m) for m in task.metrics}
+        runs.append(
+            RunScore(
+                seed=seed,
+                fold=rot.fold,
+                test=test,
+                valid=valid,
+                chosen={"lr": model.best_lr_, "epoch": model.best_epoch_, "grid": model.grid_},
+                n={"train": len(rot.train), "valid": len(rot.valid), "test": len(rot.test)},
+                valid_sha256=rot.valid_sha256(data.files),
+                skipped_classes=skipped,
+            )
+        )
+    return runs
+
+
+def summarize(runs: list[RunScore], metrics: list[str], split: str = "test") -> dict[str, dict[str, Any]]:
+    """Mean and spreads of each metric over runs (see module docstring)."""
+    out: dict[str, dict[str, Any]] = {}
+    seeds = sorted({r.seed for r in runs})
+    folds = sorted({r.fold for r in runs if r.fold is not None})
+    for name in metrics:
+        values = [(r.seed, r.fold, getattr(r, split)[name]) for r in runs]
+        if any(v is None for _, _, v in values):
+            out[name] = {
+                "mean": None,
+                "std": None,
+                "n_runs": len(values),
+                "undefined_runs": sum(v is None for _, _, v in values),
+            }
+            continue
+        seed_means = [float(np.mean([v for s, _, v in values if s == seed])) for seed in seeds]
+        entry: dict[str, Any] = {
+            "mean": float(np.mean([v for _, _, v in values])),
+            "std": float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else 0.0,
+            "seed_means": seed_means,
+            "n_runs": len(values),
+        }
+        if folds:
+            fold_means = [float(np.mean([v for _, f, v in values if f == fold])) for fold in folds]
+            entry["fold_means"] = fold_means
+            entry["fold_std"] = float(np.std(fold_means, ddof=1)) if len(fold_means) > 1 else 0.0
+        out[name] = entry
+    return out
+
+
+def runs_as_dicts(runs: list[RunScore]) -> list[dict[str, Any]]:
+    """Plain-data form of runs for the run record."""
+    return [asdict(r) for r in runs]

@@ -1,0 +1,1 @@
+"""Run records (one JSON per encoder × task × probe) and generated leaderboards."""

@@ -1,0 +1,1 @@
+"""Specs: YAML files parsed once into typed, frozen dataclasses."""

@@ -1,0 +1,277 @@
+"""Task and suite specs: one versioned YAML per task in ``tasks/``.
+
+A task spec states everything that can move a score: the dataset builder, the
+native sample rate, the clip length ("unit") and crop policy, the label type and
+its fixed class order, the split (fixed train/valid/test or k folds) with its
+validation rule, and the metrics (the first one is primary: it selects
+hyperparameters and early-stops the probe).  Any change that can move a score
+must bump ``version``; the version is printed next to every score.
+
+Suites are named task groups in ``tasks/suites/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from evalbench.errors import SpecError, UnknownNameError
+from evalbench.registry import BUILDERS, METRICS
+from evalbench.specs.fields import parse
+from evalbench.specs.yaml_io import load_yaml, spec_file, spec_hash
+
+LabelType = Literal["single", "binary", "multilabel"]
+CropPolicy = Literal["start", "center", "random"]
+
+_INTERNAL = {"internal": True}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a task's data comes from.
+
+    Attributes:
+        builder: Registered dataset builder that writes canonical metadata.
+        name: Folder of the prepared dataset under the data root; several tasks
+            may share one (ESC-10 reads ESC-50). Defaults to the task name.
+        options: Builder-specific options (validated by the builder).
+    """
+
+    builder: str
+    name: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.builder not in BUILDERS:
+            raise ValueError(f"builder: {BUILDERS.unknown(self.builder)}")
+
+
+@dataclass(frozen=True)
+class AudioSpec:
+    """Audio preprocessing before the encoder.
+
+    Every clip is converted to mono, resampled to the encoder's rate and cropped
+    or zero-padded on the right to ``clip_seconds`` (the "unit" of the
+    reference linear protocol, PROTOCOL.md §2.1).  Padding is masked out of
+    pooling.  Crop policies for clips longer than the unit: ``start`` keeps
+    the first ``clip_seconds`` (the reference harness's test-time policy),
+    ``center`` the middle, ``random`` a start drawn from a hash of the file name
+    and ``crop_seed`` (deterministic, identical for every encoder and seed).
+
+    Attributes:
+        sample_rate: Native sample rate of the prepared audio, in Hz.
+        clip_seconds: Unit length in seconds.
+        crop: Crop policy for clips longer than the unit.
+        crop_seed: Seed of the ``random`` policy.
+    """
+
+    sample_rate: int
+    clip_seconds: float
+    crop: CropPolicy = "start"
+    crop_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate: must be positive, got {self.sample_rate}")
+        if not 0 < self.clip_seconds <= 3600:
+            raise ValueError(f"clip_seconds: must be in (0, 3600], got {self.clip_seconds}")
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Label type and the one fixed class order used for every split.
+
+    Attributes:
+        type: ``single`` (one of C classes), ``binary`` (two classes, the second
+            is the positive one) or ``multilabel`` (any subset of C classes).
+        classes: Class vocabulary in output order.  If omitted, the sorted set
+            of labels over *all* splits of the prepared metadata is used, still
+            fixed once per task and stored in every run record.
+    """
+
+    type: LabelType
+    classes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.classes is None:
+            return
+        if len(set(self.classes)) != len(self.classes):
+            dupes = sorted({c for c in self.classes if self.classes.count(c) > 1})
+            raise ValueError(f"classes: duplicate class names {dupes}")
+        if len(self.classes) < 2:
+            raise ValueError("classes: a task needs at least 2 classes")
+        if self.type == "binary" and len(self.classes) != 2:
+            raise ValueError(f"classes: a binary task has exactly 2 classes, got {len(self.classes)}")
+        bad = [c for c in self.classes if "," in c or not c.strip()]
+        if bad:
+            raise ValueError(f"classes: class names must be non-empty and contain no comma, got {bad}")
+
+
+@dataclass(frozen=True)
+class ValidationSpec:
+    """How the validation portion (for early stopping and selection) is formed.
+
+    ``official``: the dataset's own valid split (fixed-split tasks).
+    ``holdout``: a class-stratified ``fraction`` of the training folds, grouped so
+    that no source recording sits on both sides, drawn per fold and seed
+    (evalbench's fix of the reference harness, PROTOCOL.md §2.3).
+    ``next_fold``: HEAR's rule, validation = fold i+1 (mod k).
+
+    Attributes:
+        rule: One of ``official``, ``holdout``, ``next_fold``.
+        fraction: Holdout fraction of the training folds.
+        grouped: Keep groups (metadata ``group`` column) on one side.
+        stratified: Draw the holdout per class.
+    """
+
+    rule: Literal["official", "holdout", "next_fold"] = "official"
+    fraction: float = 0.1
+    grouped: bool = True
+    stratified: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction < 0.5:
+            raise ValueError(f"fraction: must be in (0, 0.5), got {self.fraction}")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Fixed train/valid/test split or k-fold cross-validation.
+
+    Attributes:
+        type: ``fixed`` (metadata column ``split`` in train/valid/test) or
+            ``folds`` (metadata column ``fold`` in 1..k; test fold i in turn).
+        folds: Number of folds k for ``folds``.
+        validation: Validation rule.
+    """
+
+    type: Literal["fixed", "folds"]
+    folds: int = 0
+    validation: ValidationSpec = field(default_factory=ValidationSpec)
+
+    def __post_init__(self) -> None:
+        rule = self.validation.rule
+        if self.type == "fixed":
+            if self.folds:
+                raise ValueError("folds: only valid with type 'folds'")
+            if rule != "official":
+                raise ValueError(f"validation.rule: a fixed split uses its 'official' valid split, got '{rule}'")
+        else:
+            if self.folds < (3 if rule == "next_fold" else 2):
+                raise ValueError(f"folds: need at least {3 if rule == 'next_fold' else 2} folds, got {self.folds}")
+            if rule == "official":
+                raise ValueError("validation.rule: a k-fold task needs 'holdout' or 'next_fold'")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A benchmark task, parsed from ``tasks/<name>.yaml``."""
+
+    name: str
+    version: int
+    description: str
+    dataset: DatasetSpec
+    audio: AudioSpec
+    labels: LabelSpec
+    splits: SplitSpec
+    metrics: list[str]
+    source_path: str = field(default="", metadata=_INTERNAL)
+    sha256: str = field(default="", metadata=_INTERNAL)
+
+    def __post_init__(self) -> None:
+        if self.version < 1:
+            raise ValueError(f"version: must be a positive integer, got {self.version}")
+        if not self.metrics:
+            raise ValueError("metrics: list at least one metric (the first is primary)")
+        for metric in self.metrics:
+            if metric not in METRICS:
+                raise ValueError(f"metrics: {METRICS.unknown(metric)}")
+        if self.labels.type == "multilabel" and "accuracy" in self.metrics:
+            raise ValueError("metrics: accuracy is undefined for multilabel tasks; use map or roc_auc")
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric used for model selection and early stopping."""
+        return self.metrics[0]
+
+    @property
+    def dataset_name(self) -> str:
+        """Folder of the prepared dataset under the data root."""
+        return self.dataset.name or self.name
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A named group of tasks (``tasks/suites/<name>.yaml``)."""
+
+    name: str
+    description: str
+    tasks: list[str]
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ValueError("tasks: a suite lists at least one task")
+
+
+def _check_name(spec_name: str, path: Path) -> None:
+    if spec_name != path.stem:
+        raise SpecError(f"{path}: name: '{spec_name}' must equal the file name '{path.stem}'")
+
+
+def parse_task_file(path: Path) -> TaskSpec:
+    """Parse and validate one task YAML file."""
+    data = load_yaml(path)
+    spec = parse(TaskSpec, data, str(path))
+    _check_name(spec.name, path)
+    return dataclasses.replace(spec, source_path=str(path), sha256=spec_hash(data))
+
+
+def parse_suite_file(path: Path) -> SuiteSpec:
+    """Parse and validate one suite YAML file."""
+    spec = parse(SuiteSpec, load_yaml(path), str(path))
+    _check_name(spec.name, path)
+    return spec
+
+
+def task_files(tasks_dir: Path) -> list[Path]:
+    """Task YAML files (top level of ``tasks_dir``; ``_``-prefixed files are includes)."""
+    return sorted(p for p in Path(tasks_dir).glob("*.yaml") if not p.name.startswith("_"))
+
+
+def suite_files(tasks_dir: Path) -> list[Path]:
+    """Suite YAML files in ``tasks_dir/suites``."""
+    return sorted(Path(tasks_dir, "suites").glob("*.yaml"))
+
+
+def load_task(name: str, tasks_dir: Path) -> TaskSpec:
+    """Load the task called ``name`` from ``tasks_dir``.
+
+    Raises:
+        UnknownNameError: No such task (with a close-match suggestion).
+        SpecError: The file is malformed.
+    """
+    known = [p.stem for p in task_files(tasks_dir)] + [p.stem for p in suite_files(tasks_dir)]
+    return parse_task_file(spec_file(tasks_dir, name, "task or suite", known, "evalbench tasks list"))
+
+
+def resolve_tasks(selector: str, tasks_dir: Path) -> list[TaskSpec]:
+    """Expand a comma-separated list of task and suite names into task specs.
+
+    Suite names expand to their tasks; duplicates are dropped, order is kept.
+    """
+    names: list[str] = []
+    for raw in selector.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        suite_path = Path(tasks_dir) / "suites" / f"{item}.yaml"
+        if suite_path.is_file() and not (Path(tasks_dir) / f"{item}.yaml").is_file():
+            names.extend(parse_suite_file(suite_path).tasks)
+        else:
+            names.append(item)
+    if not names:
+        raise UnknownNameError("no task given; pass --tasks NAME[,NAME...] (a suite name works too)")
+    unique = list(dict.fromkeys(names))
+    return [load_task(n, tasks_dir) for n in unique]

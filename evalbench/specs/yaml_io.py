@@ -1,0 +1,89 @@
+"""Read spec YAML files: safe loading, ``include:`` inheritance, spec hashes.
+
+A spec may start with ``include: <relative path>`` (or a list of paths): the
+included files are loaded first (recursively) and the including file's keys
+are deep-merged over them, so a variant states only its deltas (the
+lm-evaluation-harness idiom).  Only ``yaml.safe_load`` is used: no Python in
+specs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evalbench.errors import SpecError, UnknownNameError
+from evalbench.registry import suggestion
+from evalbench.utils.hashing import sha256_json
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Load a YAML mapping from ``path``, resolving ``include:`` chains.
+
+    Raises:
+        SpecError: If the file is missing, not valid YAML, not a mapping, or an
+            include is missing or circular.
+    """
+    path = Path(path)
+    if path.resolve() in _seen:
+        chain = " -> ".join(p.name for p in (*_seen, path.resolve()))
+        raise SpecError(f"{path}: include: circular include ({chain})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{path}: invalid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: <top level>: expected a mapping of keys, got {type(data).__name__}")
+    includes = data.pop("include", None)
+    if includes is None:
+        return data
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise SpecError(f"{path}: include: expected a relative path or a list of them")
+    merged: dict[str, Any] = {}
+    for inc in includes:
+        inc_path = path.parent / inc
+        if not inc_path.is_file():
+            raise SpecError(f"{path}: include: '{inc}' not found (looked for {inc_path})")
+        merged = _deep_merge(merged, load_yaml(inc_path, (*_seen, path.resolve())))
+    return _deep_merge(merged, data)
+
+
+def spec_file(folder: Path, name: str, kind: str, known: list[str], list_command: str) -> Path:
+    """Path of the spec ``<folder>/<name>.yaml``.
+
+    Raises:
+        UnknownNameError: No such file; the message suggests a close known name.
+    """
+    path = Path(folder) / f"{name}.yaml"
+    if not path.is_file() or name.startswith("_"):
+        hint = suggestion(name, known, f"run '{list_command}' to see them")
+        raise UnknownNameError(f"unknown {kind} '{name}' (no {path}); {hint}")
+    return path
+
+
+def spec_hash(data: dict[str, Any]) -> str:
+    """SHA-256 of a resolved spec mapping (key order and formatting do not matter)."""
+    return sha256_json(data)

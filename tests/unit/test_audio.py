@@ -1,0 +1,52 @@
+"""Decoding, mono mix-down, resampling and crop/pad policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from evalbench.data.audio import Resampler, crop_start, load_clip, read_audio
+from evalbench.errors import AudioDecodeError
+
+
+def test_stereo_is_mixed_to_mono(tmp_path: Path) -> None:
+    stereo = np.stack([np.full(100, 0.5), np.full(100, -0.25)], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, 8000, subtype="FLOAT")
+    mono, sr = read_audio(tmp_path / "s.wav")
+    assert sr == 8000 and mono.shape == (100,)
+    np.testing.assert_allclose(mono, 0.125)
+
+
+def test_decode_errors_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not really")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "zero.wav", np.zeros((0, 1)), 8000)
+    for name in ("bad.wav", "empty.wav", "zero.wav", "missing.wav"):
+        with pytest.raises(AudioDecodeError, match=str(tmp_path / name)):
+            read_audio(tmp_path / name)
+
+
+def test_crop_policies_are_deterministic() -> None:
+    assert crop_start(100, 40, "start", "a", 0) == 0
+    assert crop_start(100, 40, "center", "a", 0) == 30
+    r = crop_start(100, 40, "random", "a.wav", 0)
+    assert 0 <= r <= 60 and r == crop_start(100, 40, "random", "a.wav", 0)
+    starts = {crop_start(10_000, 10, "random", f"{i}.wav", 0) for i in range(50)}
+    assert len(starts) > 40  # depends on the key
+    assert crop_start(30, 40, "random", "a", 0) == 0  # short clips are never cropped
+
+
+def test_load_clip_pads_resamples_and_reports_valid_length(tmp_path: Path) -> None:
+    sr = 44100
+    sf.write(tmp_path / "short.wav", np.ones(sr // 2, dtype=np.float32) * 0.5, sr, subtype="FLOAT")
+    wav, valid = load_clip(tmp_path / "short.wav", "short.wav", 1.0, 16000, "start", 0, Resampler())
+    assert wav.shape == (16000,) and valid == 8000
+    assert np.all(wav[valid:] == 0)
+    assert abs(float(np.median(wav[1000:7000])) - 0.5) < 1e-3
+    sf.write(tmp_path / "long.wav", np.linspace(-1, 1, 3 * 16000, dtype=np.float32), 16000, subtype="FLOAT")
+    wav, valid = load_clip(tmp_path / "long.wav", "long.wav", 1.0, 16000, "center", 0, Resampler())
+    assert valid == 16000
+    np.testing.assert_allclose(wav[0], np.linspace(-1, 1, 48000, dtype=np.float32)[16000], atol=1e-6)

@@ -1,0 +1,71 @@
+"""Run records: schema checks; leaderboard generation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evalbench.errors import ResultsError
+from evalbench.results.schema import load_record
+from evalbench.results.tables import collect, render_markdown
+
+
+def record(encoder: str, task: str, mean: float, std: float, version: int = 1, metric: str = "accuracy") -> dict:
+    return {
+        "schema_version": 1,
+        "encoder": {"name": encoder, "embedding_dim": 4},
+        "task": {"name": task, "version": version, "primary_metric": metric},
+        "probe": {"protocol": "evalbench-linear-v1"},
+        "seeds": [42, 43, 44],
+        "scores": {"test": {metric: {"mean": mean, "std": std}}},
+        "runs": [{"fold": None, "n": {"test": 10}}] * 3,
+    }
+
+
+def write(root: Path, rec: dict) -> None:
+    path = root / rec["encoder"]["name"] / f"{rec['task']['name']}.linear.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+
+
+def test_leaderboard_pivots_and_averages(tmp_path: Path) -> None:
+    write(tmp_path, record("a", "t1", 0.50, 0.01))
+    write(tmp_path, record("a", "t2", 0.70, 0.02, metric="map"))
+    write(tmp_path, record("b", "t1", 0.90, 0.03))
+    md = render_markdown(collect(tmp_path))
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines() if line.startswith("| ")]
+    assert rows[0] == ["encoder", "t1 v1<br>accuracy", "t2 v1<br>map", "average"]
+    assert rows[1] == ["a", "50.0 ± 1.0", "70.0 ± 2.0", "60.0"]  # complete rows rank first
+    assert rows[2] == ["b", "90.0 ± 3.0", "—", "—"]  # no record for t2: no average
+
+
+def test_undefined_metric_is_shown_as_such(tmp_path: Path) -> None:
+    rec = record("a", "t1", 0.5, 0.0)
+    rec["scores"]["test"]["accuracy"] = {"mean": None, "std": None}
+    write(tmp_path, rec)
+    md = render_markdown(collect(tmp_path))
+    assert [c.strip() for c in md.splitlines()[-1].split("|")[1:-1]] == ["a", "undefined", "—"]
+
+
+def test_task_versions_get_separate_columns(tmp_path: Path) -> None:
+    write(tmp_path, record("a", "t1", 0.5, 0.0, version=1))
+    write(tmp_path, record("b", "t1", 0.6, 0.0, version=2))
+    md = render_markdown(collect(tmp_path))
+    assert "t1 v1<br>accuracy" in md and "t1 v2<br>accuracy" in md
+
+
+def test_schema_errors_are_actionable(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**record("a", "t", 0.5, 0.0), "schema_version": 99}))
+    with pytest.raises(ResultsError, match="newer than this evalbench"):
+        load_record(path)
+    path.write_text("{not json")
+    with pytest.raises(ResultsError, match="not a readable JSON run record"):
+        load_record(path)
+    rec = record("a", "t", 0.5, 0.0)
+    del rec["runs"]
+    path.write_text(json.dumps(rec))
+    with pytest.raises(ResultsError, match=r"missing key\(s\) \['runs'\]"):
+        load_record(path)
