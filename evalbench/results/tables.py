@@ -49,7 +49,10 @@ def collect(results_dir: Path) -> pd.DataFrame:
                 "record": str(path.relative_to(results_dir)),
             }
         )
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["n_folds"] = df["n_folds"].astype("Int64")
+    return df
 
 
 def _cell(mean: float | None, std: float | None) -> str:
