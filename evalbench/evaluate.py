@@ -32,6 +32,7 @@ from evalbench.embed.extract import (
     static_identity,
     verify_checkpoint,
 )
+from evalbench.errors import EvalbenchError
 from evalbench.protocol import PROTOCOL_IDS, RunScore, evaluate_probe, runs_as_dicts, summarize
 from evalbench.registry import PROBES
 from evalbench.results.schema import SCHEMA_VERSION
@@ -181,6 +182,17 @@ def _current_key(spec: EncoderSpec, static: dict[str, Any], data: TaskData, cfg:
     )
 
 
+def _evaluate_pair(
+    enc: LoadedEncoder, data: TaskData, cfg: RunConfig, cache: EmbeddingCache, device: str, static: dict[str, Any]
+) -> dict[str, Any]:
+    """Embed (cache-aware), run the probe protocol and build the record of one pair."""
+    x, stats = embed_task(enc, data, cache, cfg.batch_size, cfg.workers)
+    start = time.perf_counter()
+    split_dir = Path(cfg.cache_dir) / "splits"
+    runs = evaluate_probe(data, x, cfg.probe, cfg.seeds, device, cfg.probe_options, split_dir=split_dir)
+    return _record(enc, data, cfg, device, runs, stats, time.perf_counter() - start, static)
+
+
 def run(
     encoders: list[EncoderSpec], tasks: list[TaskSpec], cfg: RunConfig, log: Callable[[str], None] = print
 ) -> list[Outcome]:
@@ -206,25 +218,18 @@ def run(
                 outcomes.append(Outcome(spec.name, task.name, "up to date", path))
                 continue
             enc = enc or load_encoder_model(spec, device, digests[spec.name])
-            x, stats = embed_task(enc, data, cache, cfg.batch_size, cfg.workers)
-            start = time.perf_counter()
-            runs = evaluate_probe(
-                data,
-                x,
-                cfg.probe,
-                cfg.seeds,
-                str(device),
-                cfg.probe_options,
-                split_dir=Path(cfg.cache_dir) / "splits",
-            )
-            record = _record(enc, data, cfg, str(device), runs, stats, time.perf_counter() - start, static)
+            try:
+                record = _evaluate_pair(enc, data, cfg, cache, str(device), static)
+            except EvalbenchError as exc:  # name the pair: the message alone may not say which
+                raise type(exc)(f"{spec.name} × {task.name}: {exc}") from None
             write_record(path, record)
             primary = record["scores"]["test"][task.primary_metric]
             shown = "undefined" if primary["mean"] is None else f"{primary['mean']:.4f} ± {primary['std']:.4f}"
+            timings = record["timings"]
             log(
                 f"{spec.name} × {task.name}: {task.primary_metric} {shown} "
-                f"(extract {stats.seconds:.1f} s, {stats.parts_cached} part(s) cached; "
-                f"probe {record['timings']['probe_s']:.1f} s) → {path}"
+                f"(extract {timings['extract_s']:.1f} s, {timings['parts_cached']} part(s) cached; "
+                f"probe {timings['probe_s']:.1f} s) → {path}"
             )
             outcomes.append(Outcome(spec.name, task.name, "written", path, primary))
     return outcomes

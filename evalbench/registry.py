@@ -71,17 +71,39 @@ class Registry:
 
 
 ADAPTERS = Registry("encoder adapter")
-ADAPTERS.register("logmel", "evalbench.adapters.logmel:LogMelStatsEncoder")
-ADAPTERS.register("randproj", "evalbench.adapters.randproj:RandomProjectionEncoder")
-
 # Option dataclasses of each adapter, in torch-free modules so `validate` stays light.
 ADAPTER_OPTIONS = Registry("encoder adapter")
-ADAPTER_OPTIONS.register("logmel", "evalbench.adapters.options:LogMelOptions")
-ADAPTER_OPTIONS.register("randproj", "evalbench.adapters.options:RandomProjectionOptions")
+for _name, _cls, _module, _options in (
+    ("logmel", "LogMelStatsEncoder", "logmel", "evalbench.adapters.options:LogMelOptions"),
+    ("randproj", "RandomProjectionEncoder", "randproj", "evalbench.adapters.options:RandomProjectionOptions"),
+    ("byola", "ByolaEncoder", "byola", "evalbench.adapters.options.byola:ByolaOptions"),
+    ("msn", "MSNEncoder", "msn", "evalbench.adapters.options.msn:MSNOptions"),
+    ("clar", "ClarEncoder", "clar", "evalbench.adapters.options.clar:ClarOptions"),
+    ("clmr", "ClmrEncoder", "clmr", "evalbench.adapters.options.clmr:ClmrOptions"),
+    ("supervised", "SupervisedEncoder", "supervised", "evalbench.adapters.options.supervised:SupervisedOptions"),
+    ("hear", "HearEncoder", "hear", "evalbench.adapters.options.hear:HearOptions"),
+):
+    ADAPTERS.register(_name, f"evalbench.adapters.{_module}:{_cls}")
+    ADAPTER_OPTIONS.register(_name, _options)
 
 BUILDERS = Registry("dataset builder")
 BUILDERS.register("synthetic", "evalbench.data.synthetic:SyntheticBuilder")
 BUILDERS.register("manifest", "evalbench.data.manifest:ManifestBuilder")
+for _name, _target in (
+    ("esc50", "esc50:ESC50Builder"),  # ESC-50 and its ESC-10 subset
+    ("us8k", "us8k:UrbanSound8KBuilder"),
+    ("speech_commands", "speech_commands:SpeechCommandsBuilder"),  # v0.01 and v0.02
+    ("voxceleb1", "voxceleb:VoxCeleb1Builder"),
+    ("voxforge", "voxforge:VoxForgeBuilder"),
+    ("cremad", "cremad:CremaDBuilder"),
+    ("gtzan", "gtzan:GTZANBuilder"),
+    ("nsynth", "nsynth:NSynthBuilder"),
+    ("surge", "surge:SurgeBuilder"),
+    ("fsd50k", "fsd50k:FSD50KBuilder"),
+    ("mtt", "mtt:MagnaTagATuneBuilder"),
+    ("fsdd", "fsdd:FSDDBuilder"),
+):
+    BUILDERS.register(_name, f"evalbench.data.datasets.{_target}")
 
 POOLINGS = Registry("pooling")
 for _name in ("mean", "max", "mean_max", "mean_std"):

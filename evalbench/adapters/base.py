@@ -77,6 +77,11 @@ class Encoder(nn.Module):
         """JSON-able fitted state (e.g. normalisation statistics) for the cache key."""
         return {}
 
+    def load_fitted_state(self, state: dict[str, Any]) -> None:
+        """Restore a state produced by :meth:`fitted_state` (cached fits skip re-reading audio)."""
+        if state:
+            raise NotImplementedError(f"{type(self).__name__} has no fitted state to load")
+
 
 def valid_frames(lengths: torch.Tensor, n_frames: int, hop: int, win: int) -> torch.Tensor:
     """Mask of centred STFT frames whose window lies inside the real signal.

@@ -53,5 +53,32 @@ class DatasetBuilder:
         raise NotImplementedError
 
     def instructions(self, task: TaskSpec) -> str:
-        """One line on how to obtain the data for ``task``."""
-        return f"evalbench data prepare {task.name} --source DIR"
+        """One line on how to obtain and prepare the data for ``task`` (from its ``dataset.source``)."""
+        source = task.dataset.source
+        prepare = f"evalbench data prepare {task.name} --source DIR"
+        if source.download:
+            return f"evalbench data download {task.name}  (or, with the dataset already on disk: {prepare})"
+        if source.manual:
+            return f"{prepare}  after fetching it by hand: {source.manual}"
+        return prepare
+
+
+def apply_exclusions(table: pd.DataFrame, task: TaskSpec) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Drop the spec's known-bad files (``dataset.exclude``) from a metadata table.
+
+    A rule matches a row whose ``file_name`` equals the rule's ``file`` or ends
+    with ``/<file>``.  Every rule is reported with the number of rows it removed
+    (0 when the file is absent from this copy of the dataset), to be stored in
+    ``dataset.json`` and printed by ``prepare``.
+
+    Returns:
+        The filtered table and the exclusion report.
+    """
+    keep = pd.Series(True, index=table.index)
+    report = []
+    names = table["file_name"].astype(str)
+    for rule in task.dataset.exclude:
+        hit = (names == rule.file) | names.str.endswith("/" + rule.file)
+        report.append({"file": rule.file, "reason": rule.reason, "rows_removed": int(hit.sum())})
+        keep &= ~hit
+    return table[keep].reset_index(drop=True), report

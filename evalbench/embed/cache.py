@@ -71,6 +71,22 @@ class EmbeddingCache:
             return None
         return array
 
+    def load_state(self, encoder: str, task: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """A cached fitted encoder state (e.g. input statistics) for ``payload``, or None."""
+        key = self.key(payload)
+        path = self.root / encoder / task / f"fit.{key[:16]}.json"
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return meta.get("state") if meta.get("key") == key else None
+
+    def store_state(self, encoder: str, task: str, payload: dict[str, Any], state: dict[str, Any]) -> None:
+        """Cache a fitted encoder state for ``payload`` (atomic JSON)."""
+        key = self.key(payload)
+        path = self.root / encoder / task / f"fit.{key[:16]}.json"
+        atomic_write_json(path, {"key": key, "payload": payload, "state": state})
+
     def store(self, encoder: str, task: str, part: str, payload: dict[str, Any], array: np.ndarray) -> Path:
         """Write ``array`` (float32) for ``payload``; returns the array path."""
         key = self.key(payload)

@@ -10,6 +10,7 @@ already cached are memory-mapped instead of recomputed.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from evalbench.adapters.pooling import pooled_dim
 from evalbench.data.audio import Resampler, load_clip
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
-from evalbench.errors import EvalbenchError
+from evalbench.errors import AudioDecodeError, EvalbenchError
 from evalbench.registry import ADAPTERS, POOLINGS
 from evalbench.specs.encoder import EncoderSpec
 from evalbench.utils.hashing import sha256_file, sha256_json
@@ -112,34 +113,59 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
+        """``(waveform, valid length, error)`` of clip ``i``.
+
+        Decode errors travel as text so that they reach the main process as one
+        clean message, even from DataLoader workers.
+        """
         row = int(self.rows[i])
         audio = self.data.task.audio
-        wav, valid = load_clip(
-            self.data.path(row),
-            self.data.files[row],
-            audio.clip_seconds,
-            self.sample_rate,
-            audio.crop,
-            audio.crop_seed,
-            self.resampler,
-        )
-        return torch.from_numpy(wav), valid
+        try:
+            wav, valid = load_clip(
+                self.data.path(row),
+                self.data.files[row],
+                audio.clip_seconds,
+                self.sample_rate,
+                audio.crop,
+                audio.crop_seed,
+                self.resampler,
+            )
+        except AudioDecodeError as exc:
+            n = max(1, round(audio.clip_seconds * self.sample_rate))
+            return torch.zeros(n), 0, str(exc)
+        return torch.from_numpy(wav), valid, ""
 
 
-def _batches(dataset: ClipDataset, batch_size: int, workers: int) -> DataLoader:
-    def collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.stack([w for w, _ in items]), torch.tensor([v for _, v in items], dtype=torch.int64)
+def _collate(items: list[tuple[torch.Tensor, int, str]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    wav = torch.stack([w for w, _, _ in items])
+    return wav, torch.tensor([v for _, v, _ in items], dtype=torch.int64), [e for _, _, e in items if e]
 
-    return DataLoader(
+
+def _clean(loader: DataLoader, task: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of a clip loader; the first decode error stops extraction with one clear message."""
+    for wav, lengths, errors in loader:
+        if errors:
+            more = f" (and {len(errors) - 1} more in this batch)" if len(errors) > 1 else ""
+            raise AudioDecodeError(f"{errors[0]}{more}; `evalbench data verify {task}` lists every bad file")
+        yield wav, lengths
+
+
+def _batches(dataset: ClipDataset, batch_size: int, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    loader = DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
-        collate_fn=collate,
-        worker_init_fn=lambda _: torch.set_num_threads(1),
+        collate_fn=_collate,
+        worker_init_fn=_single_thread,
         persistent_workers=False,
     )
+    return _clean(loader, dataset.data.task.name)
+
+
+def _single_thread(_: int) -> None:
+    torch.set_num_threads(1)
 
 
 @torch.inference_mode()
@@ -151,7 +177,8 @@ def embed_rows(
     out = np.empty((len(rows), enc.dim), dtype=np.float32)
     pos = 0
     loader = _batches(ClipDataset(data, rows, enc.model.sample_rate), batch_size, workers)
-    for wav, lengths in tqdm(loader, desc=desc, unit="batch", leave=False, disable=None):
+    total = -(-len(rows) // batch_size)
+    for wav, lengths in tqdm(loader, total=total, desc=desc, unit="batch", leave=False, disable=None):
         frames = enc.model.encode(wav.to(enc.device), lengths.to(enc.device))
         pooled = pool(frames).float().cpu().numpy()
         if not np.isfinite(pooled).all():
@@ -162,20 +189,28 @@ def embed_rows(
     return out
 
 
-def fit_encoder(enc: LoadedEncoder, data: TaskData, batch_size: int, workers: int) -> None:
+def fit_encoder(enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int, workers: int) -> None:
     """Fit an encoder's input statistics on the task's training audio, if it needs to.
 
     Fixed splits use the train split.  k-fold tasks use every fold: the
     statistics are label-free scalars, and per-rotation fitting would multiply
     extraction by k.  At most :data:`FIT_MAX_CLIPS` clips, the first ones of a
-    seeded permutation.
+    seeded permutation.  The fitted state is cached, so warm runs do not
+    re-read the audio.
     """
     if not enc.model.needs_fit:
         return
     rows = np.flatnonzero(data.split == "train") if data.split is not None else np.arange(data.n)
     rows = np.sort(np.random.default_rng(0).permutation(rows)[:FIT_MAX_CLIPS])
+    static = sha256_json(static_identity(enc.spec, enc.checkpoint_sha256))
+    payload = {**cache_payload(enc, data, "fit", rows), "encoder": static}
+    state = cache.load_state(enc.spec.name, data.task.name, payload)
+    if state is not None:
+        enc.model.load_fitted_state(state)
+        return
     loader = _batches(ClipDataset(data, rows, enc.model.sample_rate), batch_size, workers)
     enc.model.fit(wav[:n] for batch, lengths in loader for wav, n in zip(batch, lengths.tolist(), strict=True))
+    cache.store_state(enc.spec.name, data.task.name, payload, enc.model.fitted_state())
 
 
 def cache_payload(enc: LoadedEncoder, data: TaskData, part: str, rows: np.ndarray) -> dict[str, Any]:
@@ -212,7 +247,7 @@ def embed_task(
 ) -> tuple[np.ndarray, EmbedStats]:
     """Embeddings of every clip of ``data`` (metadata order), from cache where possible."""
     start = time.perf_counter()
-    fit_encoder(enc, data, batch_size, workers)
+    fit_encoder(enc, data, cache, batch_size, workers)
     full = np.empty((data.n, enc.dim), dtype=np.float32)
     cached = computed = clips = 0
     for part, rows in data.parts().items():

@@ -28,24 +28,112 @@ CropPolicy = Literal["start", "center", "random"]
 _INTERNAL = {"internal": True}
 
 
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and set(value) <= set("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class DownloadFile:
+    """One file of a dataset's public distribution.
+
+    Attributes:
+        url: Public URL (http or https).
+        sha256: Expected SHA-256 (lower-case hex); null = not yet known, the
+            download then prints the computed hash and warns.
+        size: Expected size in bytes, if known.
+        filename: Local file name; defaults to the last URL path component.
+        extract: Unpack the file (zip, tar, tar.gz, tar.bz2, tar.xz) after download.
+    """
+
+    url: str
+    sha256: str | None = None
+    size: int | None = None
+    filename: str = ""
+    extract: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url: must start with http:// or https://, got '{self.url}'")
+        if self.sha256 is not None and not _is_sha256(self.sha256):
+            raise ValueError(f"sha256: expected 64 lower-case hex digits, got '{self.sha256}'")
+
+    @property
+    def name(self) -> str:
+        """Local file name."""
+        return self.filename or self.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """How to obtain a dataset's official distribution.
+
+    Attributes:
+        id: Folder under ``<data_root>/sources/`` that downloads and extracts
+            into; tasks reading the same distribution share it (ESC-10 and
+            ESC-50).  Defaults to the dataset name.
+        homepage: Where the dataset is published.
+        license: The dataset's licence, as published.
+        download: Files to fetch, in order.
+        join: If set, the downloaded files are concatenated in order into this
+            file, which is then extracted (split archives such as MagnaTagATune's
+            ``mp3.zip.001``–``003``).
+        root: Folder, relative to the extraction folder, that holds the official
+            layout (what ``prepare --source`` would point at).
+        manual: For datasets without a public URL (licence click-through): what
+            to fetch by hand and where to put it.
+    """
+
+    id: str = ""
+    homepage: str = ""
+    license: str = ""
+    download: list[DownloadFile] = field(default_factory=list)
+    join: str = ""
+    root: str = ""
+    manual: str = ""
+
+
+@dataclass(frozen=True)
+class ExcludeSpec:
+    """A known-bad file of the official distribution, excluded by rule and reported.
+
+    Attributes:
+        file: Path relative to the official layout's root.
+        reason: Why it is excluded (e.g. "truncated, undecodable").
+    """
+
+    file: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where a task's data comes from.
 
     Attributes:
         builder: Registered dataset builder that writes canonical metadata.
-        name: Folder of the prepared dataset under the data root; several tasks
-            may share one (ESC-10 reads ESC-50). Defaults to the task name.
-        options: Builder-specific options (validated by the builder).
+        name: Folder of the prepared dataset under the data root. Defaults to the
+            task name.
+        options: Builder-specific options (validated by the builder), including
+            any split-generation rule and its seed.
+        source: How to obtain the official distribution.
+        exclude: Known-bad files, excluded by rule (and reported).
+        min_seconds: Shortest plausible clip; ``verify`` reports shorter files.
+        max_seconds: Longest plausible clip (null: no limit).
     """
 
     builder: str
     name: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    source: SourceSpec = field(default_factory=SourceSpec)
+    exclude: list[ExcludeSpec] = field(default_factory=list)
+    min_seconds: float = 0.0
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.builder not in BUILDERS:
             raise ValueError(f"builder: {BUILDERS.unknown(self.builder)}")
+        if self.max_seconds is not None and self.max_seconds < self.min_seconds:
+            raise ValueError(f"max_seconds: must be >= min_seconds ({self.min_seconds}), got {self.max_seconds}")
 
 
 @dataclass(frozen=True)

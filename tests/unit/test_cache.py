@@ -99,3 +99,23 @@ def test_embeddings_match_a_direct_computation(pitch, tmp_path: Path) -> None:
         frames = enc.model.encode(torch.from_numpy(wav)[None], torch.tensor([len(wav)]))
     mean = frames.embeddings[0][frames.mask[0]].mean(0)
     np.testing.assert_allclose(x[5, :64], mean.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_corrupt_clip_stops_extraction_with_one_clear_line(
+    tiny_tasks: Path, tiny_data: Path, tmp_path: Path, workers: int
+) -> None:
+    import shutil
+
+    from evalbench.errors import AudioDecodeError
+
+    data_root = tmp_path / "data"
+    shutil.copytree(tiny_data / "synth_detect", data_root / "synth_detect")
+    bad = data_root / "synth_detect" / "audio" / "detect_00003.wav"
+    bad.write_bytes(bad.read_bytes()[:30])  # truncated inside the header
+    data = open_task_data(load_task("synth_detect", tiny_tasks), data_root)
+    enc = load_encoder_model(load_encoder("logmel", ENCODERS), torch.device("cpu"))
+    with pytest.raises(AudioDecodeError) as err:
+        embed_task(enc, data, EmbeddingCache(tmp_path / "cache"), batch_size=4, workers=workers)
+    message = str(err.value)
+    assert "\n" not in message and str(bad) in message and "evalbench data verify synth_detect" in message

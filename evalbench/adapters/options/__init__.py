@@ -2,7 +2,9 @@
 
 Each adapter reads its ``options:`` mapping from ``encoders/<name>.yaml``
 through one of these dataclasses, so ``evalbench encoders validate`` can check
-every option without importing torch.
+every option without importing torch.  This package holds the shared log-mel
+front end and the baselines' options; each learned family has its own module
+(``options/byola.py``, ``options/msn.py``...).
 """
 
 from __future__ import annotations
