@@ -74,9 +74,12 @@ class TaskData:
         return out
 
 
-def _vocabulary(task: TaskSpec, labels: pd.Series, where: Path) -> list[str]:
+def _vocabulary(task: TaskSpec, dataset: PreparedDataset, labels: pd.Series, where: Path) -> list[str]:
+    """The class order: the spec's list, else the builder's published vocabulary, else sorted labels."""
     if task.labels.classes is not None:
         return list(task.labels.classes)
+    if dataset.info.get("classes"):
+        return list(dataset.info["classes"])
     found = {c for cell in labels for c in cell.split(",") if c} if task.labels.type == "multilabel" else set(labels)
     classes = sorted(found)
     if task.labels.type == "binary" and len(classes) != 2:
@@ -101,7 +104,7 @@ def build_task_data(task: TaskSpec, dataset: PreparedDataset) -> TaskData:
     dupes = meta["file_name"][meta["file_name"].duplicated()]
     if len(dupes):
         raise DataError(f"{where}: file_name '{dupes.iloc[0]}' appears more than once")
-    classes = _vocabulary(task, meta["label"], where)
+    classes = _vocabulary(task, dataset, meta["label"], where)
     index = {c: i for i, c in enumerate(classes)}
     labels = meta["label"].tolist()
     if task.labels.type == "multilabel":

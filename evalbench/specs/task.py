@@ -174,9 +174,11 @@ class LabelSpec:
     Attributes:
         type: ``single`` (one of C classes), ``binary`` (two classes, the second
             is the positive one) or ``multilabel`` (any subset of C classes).
-        classes: Class vocabulary in output order.  If omitted, the sorted set
-            of labels over *all* splits of the prepared metadata is used, still
-            fixed once per task and stored in every run record.
+        classes: Class vocabulary in output order.  If omitted, the builder's
+            published vocabulary (``classes`` in ``dataset.json``, e.g. FSD50K's
+            ``vocabulary.csv``) or else the sorted set of labels over *all*
+            splits of the prepared metadata is used: still fixed once per task
+            and stored in every run record.
     """
 
     type: LabelType

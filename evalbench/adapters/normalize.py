@@ -1,0 +1,74 @@
+"""Scalar log-mel normalisation fitted on downstream training audio.
+
+BYOL-A (Niizumi et al., IJCNN 2021 / TASLP 2023) and the MSN-audio port
+normalise log-mel input as x̃ = (x − μ)/σ with a *single* mean and standard
+deviation computed over the downstream task's training clips (EVAR uses at most
+5,000 clips; PROTOCOL.md §2.1 item 3).  This module computes μ and σ over the
+valid (unpadded) frames only, and keeps them as plain floats so they can be
+stored in the embedding-cache key and the run record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+
+class LogMelNormalizer(nn.Module):
+    """Scalar mean/std normalisation of log-mel spectrograms.
+
+    Args:
+        mean: Fixed mean (e.g. a published value); None until fitted.
+        std: Fixed standard deviation; None until fitted.
+    """
+
+    def __init__(self, mean: float | None = None, std: float | None = None) -> None:
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    @property
+    def fitted(self) -> bool:
+        """True once mean and std are known."""
+        return self.mean is not None and self.std is not None
+
+    @torch.no_grad()
+    def fit(
+        self,
+        clips: Iterable[torch.Tensor],
+        logmel: Callable[[torch.Tensor], torch.Tensor],
+        n_valid: Callable[[int, int], int],
+    ) -> None:
+        """Compute μ and σ over every valid log-mel value of ``clips``.
+
+        Args:
+            clips: 1-D waveforms (each trimmed to its valid length).
+            logmel: Front end mapping ``(1, N)`` audio to ``(1, n_mels, T)``.
+            n_valid: ``(n_samples, T) -> valid frame count`` for one clip.
+        """
+        total, total_sq, count = 0.0, 0.0, 0
+        for wav in clips:
+            spec = logmel(wav.reshape(1, -1).float())[0]
+            spec = spec[:, : n_valid(wav.numel(), spec.shape[-1])].double()
+            total += float(spec.sum())
+            total_sq += float((spec**2).sum())
+            count += spec.numel()
+        if count == 0:
+            raise ValueError("no training audio to fit the log-mel normalisation on")
+        mean = total / count
+        self.mean, self.std = mean, max(total_sq / count - mean**2, 1e-12) ** 0.5
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """Normalise a log-mel tensor of any shape."""
+        if not self.fitted:
+            raise RuntimeError("LogMelNormalizer used before fit() or fixed statistics")
+        return (spec - self.mean) / self.std
+
+    def state(self) -> dict[str, float]:
+        """JSON-able statistics."""
+        return {"mean": float(self.mean), "std": float(self.std)} if self.fitted else {}
+
+    def load(self, state: dict[str, float]) -> None:
+        """Restore statistics from :meth:`state`."""
+        self.mean, self.std = float(state["mean"]), float(state["std"])
