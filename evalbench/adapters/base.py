@@ -16,13 +16,17 @@ the fitted state enters the embedding-cache key via :meth:`fitted_state`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from evalbench.adapters.checkpoints import load_into, save_checkpoint
+from evalbench.specs.fields import to_dict
 
 
 @dataclass
@@ -47,7 +51,7 @@ class Encoder(nn.Module):
     """
 
     VERSION: ClassVar[int] = 1
-    needs_fit: ClassVar[bool] = False
+    needs_fit: bool = False  # adapters may set it per instance (e.g. fixed statistics need no fit)
     sample_rate: int
     embed_dim: int
     hop_seconds: float
@@ -103,3 +107,102 @@ def valid_frames(lengths: torch.Tensor, n_frames: int, hop: int, win: int) -> to
     count = torch.div(lengths - win // 2, hop, rounding_mode="floor") + 1
     count = count.clamp(min=1, max=n_frames)
     return torch.arange(n_frames, device=lengths.device)[None, :] < count[:, None]
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the body (typically a network's construction) under ``torch.manual_seed(seed)``.
+
+    The global RNG state is restored afterwards, so building a random twin never
+    perturbs other seeded code.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def encode_per_length(
+    waveforms: torch.Tensor,
+    lengths: torch.Tensor,
+    run: Callable[[torch.Tensor], torch.Tensor],
+    min_samples: int = 1,
+) -> Frames:
+    """Encode each clip on its own valid samples, one sub-batch per distinct length.
+
+    The batch-invariance strategy for networks whose receptive field is too
+    large to mask edge frames (ResNets, recurrent nets, HEAR modules): every
+    clip is trimmed to its valid length and clips of equal length share a
+    sub-batch, so no output depends on another clip's padding.  In the pipeline
+    almost every clip of a task has the task's unit length, so this costs
+    nothing there.
+
+    Args:
+        waveforms: ``(B, N)`` audio, zero-padded beyond each clip's length.
+        lengths: ``(B,)`` valid samples per clip.
+        run: Maps a ``(b, L)`` batch of equal-length clips to frames ``(b, T_L, D)``.
+        min_samples: Clips shorter than this are zero-padded on the right to it
+            (the shortest input the network accepts).
+
+    Returns:
+        Frames ``(B, max T_L, D)``; the mask marks each clip's own ``T_L`` frames.
+    """
+    n_total = waveforms.shape[1]
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths.tolist()):
+        groups.setdefault(min(max(int(n), 0), n_total), []).append(i)
+    outputs = {}
+    for n, rows in groups.items():
+        x = waveforms[torch.tensor(rows, device=waveforms.device), :n]
+        if n < min_samples:
+            x = nn.functional.pad(x, (0, min_samples - n))
+        outputs[n] = run(x)
+    first = next(iter(outputs.values()))
+    n_frames = max(o.shape[1] for o in outputs.values())
+    emb = first.new_zeros(waveforms.shape[0], n_frames, first.shape[2])
+    mask = torch.zeros(waveforms.shape[0], n_frames, dtype=torch.bool, device=waveforms.device)
+    for n, rows in groups.items():
+        t = outputs[n].shape[1]
+        emb[rows, :t] = outputs[n]
+        mask[rows, :t] = True
+    return Frames(emb, mask)
+
+
+class FrozenEncoder(Encoder):
+    """Base of adapters around one learned network held in attribute :attr:`WEIGHTS`.
+
+    Provides the shared mechanics: construction from options with a seeded
+    random initialisation (the "random twin") or a checkpoint loaded with an
+    exact key check, export of the weights in the format that is read back,
+    and a network that stays in eval mode (a frozen encoder never updates
+    BatchNorm statistics or applies dropout).  Subclasses set ``FAMILY`` and
+    build the network inside :func:`seeded` in ``__init__(options)``.
+    """
+
+    FAMILY: ClassVar[str] = ""
+    WEIGHTS: ClassVar[str] = "net"
+    options: Any
+
+    @property
+    def weights_module(self) -> nn.Module:
+        """The module whose state dict is the checkpoint."""
+        return getattr(self, self.WEIGHTS)
+
+    @classmethod
+    def from_options(cls, options: Any, checkpoint: Path | None) -> FrozenEncoder:
+        """Build from options: seeded random weights, or ``checkpoint``'s (every key difference is listed)."""
+        enc = cls(options)
+        if checkpoint is not None:
+            enc.load_weights(Path(checkpoint))
+        return enc.eval()
+
+    def load_weights(self, path: Path) -> None:
+        """Load an evalbench checkpoint of :attr:`FAMILY` or a bare state dict into the network."""
+        load_into(self.weights_module, path, self.FAMILY)
+
+    def export_checkpoint(self, path: Path) -> None:
+        """Write the network weights as an evalbench checkpoint that :meth:`from_options` reads."""
+        save_checkpoint(Path(path), self.weights_module, self.FAMILY, to_dict(self.options))
+
+    def train(self, mode: bool = True) -> FrozenEncoder:
+        """Stay in eval mode whatever is asked: a frozen encoder never updates BatchNorm or applies dropout."""
+        return super().train(False)

@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from evalbench.adapters.frontend import LogMelFrontEnd
+from evalbench.adapters.options import LogMelFrontEndOptions
+
 
 class LogMelNormalizer(nn.Module):
     """Scalar mean/std normalisation of log-mel spectrograms.
@@ -72,3 +75,57 @@ class LogMelNormalizer(nn.Module):
     def load(self, state: dict[str, float]) -> None:
         """Restore statistics from :meth:`state`."""
         self.mean, self.std = float(state["mean"]), float(state["std"])
+
+
+class FittedLogMel:
+    """Mixin: log-mel front end normalised by scalar statistics fitted on training audio.
+
+    For adapters (BYOL-A, MSN) that hold ``frontend`` (a
+    :class:`~evalbench.adapters.frontend.LogMelFrontEnd`), ``normalizer`` (a
+    :class:`LogMelNormalizer`) and ``needs_fit`` (False when the options fix
+    the statistics).  Supplies the encoder protocol's ``fit``,
+    ``fitted_state`` and ``load_fitted_state``.
+    """
+
+    frontend: LogMelFrontEnd
+    normalizer: LogMelNormalizer
+    needs_fit: bool
+
+    def init_logmel(self, frontend: LogMelFrontEndOptions, norm_mean: float | None, norm_std: float | None) -> None:
+        """Create the front end and the normaliser; fixed statistics (both given) mean nothing to fit."""
+        self.frontend = LogMelFrontEnd(frontend)
+        self.normalizer = LogMelNormalizer(norm_mean, norm_std)
+        self.needs_fit = norm_mean is None
+
+    def _logmel(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, F, T)``; audio shorter than one FFT window is zero-padded first.
+
+        The padding only touches frames that are invalid anyway, and lets the
+        centred (reflect-padded) STFT accept very short clips.
+        """
+        short = self.frontend.options.n_fft - waveforms.shape[-1]
+        if short > 0:
+            waveforms = torch.nn.functional.pad(waveforms, (0, short))
+        return self.frontend(waveforms)
+
+    def _n_valid(self, n_samples: int, n_frames: int) -> int:
+        """Valid log-mel frames of one clip of ``n_samples`` samples (at least 1)."""
+        return int(self.frontend.frame_mask(torch.tensor([n_samples]), n_frames).sum())
+
+    def fit(self, clips: Iterable[torch.Tensor]) -> None:
+        """Fit the scalar log-mel mean/std on training clips (valid frames only); no-op with fixed statistics.
+
+        Args:
+            clips: 1-D waveforms at the adapter's rate, each trimmed to its valid length.
+        """
+        if self.needs_fit:
+            self.normalizer.fit(clips, self._logmel, self._n_valid)
+
+    def fitted_state(self) -> dict[str, float]:
+        """``{"mean", "std"}`` of the normalisation (empty before fitting)."""
+        return self.normalizer.state()
+
+    def load_fitted_state(self, state: dict[str, float]) -> None:
+        """Restore statistics from :meth:`fitted_state`."""
+        if state:
+            self.normalizer.load(state)

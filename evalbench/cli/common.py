@@ -6,8 +6,12 @@ import argparse
 from pathlib import Path
 
 
-def add_catalog(sub: argparse._SubParsersAction, kind: str, description: str, handler) -> None:
-    """Add ``<kind>s list|show NAME|validate [FILES]`` with spec-folder options."""
+def add_catalog(sub: argparse._SubParsersAction, kind: str, description: str, handler) -> argparse._SubParsersAction:
+    """Add ``<kind>s list|show NAME|validate [FILES]`` with spec-folder options.
+
+    Returns:
+        The action subparsers, so a subcommand can add more actions (``tasks catalog``).
+    """
     p = sub.add_parser(f"{kind}s", help=f"list, show or validate {kind} specs", description=description)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     show = actions.add_parser("show", help=f"a {kind}'s resolved spec")
@@ -17,6 +21,7 @@ def add_catalog(sub: argparse._SubParsersAction, kind: str, description: str, ha
     for q in (actions.add_parser("list", help=f"one line per {kind}"), show, val):
         add_dirs(q, specs=True)
         q.set_defaults(handler=handler)
+    return actions
 
 
 def add_dirs(

@@ -1,4 +1,9 @@
-"""``evalbench encoders list|show|validate``: the encoder catalog (never imports torch)."""
+"""``evalbench encoders list|show|validate|check``: the encoder catalog.
+
+``list``, ``show`` and ``validate`` never import torch.  ``check hear:<module>[:<weights>]``
+runs the HEAR conformance check (PROTOCOL.md §5) on a module, prints one
+PASS / FAIL / WARN line per check, and exits with status 1 if any check fails.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,32 @@ from evalbench.errors import EvalbenchError, SpecError
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
-    add_catalog(sub, "encoder", __doc__, handle)
+    actions = add_catalog(sub, "encoder", __doc__, handle)
+    check = actions.add_parser(
+        "check",
+        help="run the HEAR conformance check on hear:<module>[:<weights>]",
+        description="Run the HEAR conformance check (PROTOCOL.md §5) and print each check; exit 1 on a failure.",
+    )
+    check.add_argument("name", metavar="hear:MODULE[:WEIGHTS]")
+    check.set_defaults(handler=handle)
+
+
+def check_module(name: str) -> int:
+    """Print the conformance checks of ``hear:<module>[:<weights>]``; 0 if all pass, 1 otherwise."""
+    from evalbench.adapters.hear import conformance_check
+    from evalbench.adapters.options.hear import is_hear_name, parse_hear_name
+
+    if not is_hear_name(name):
+        raise EvalbenchError(f"encoders check {name}: give a HEAR module as hear:<module>[:<weights path>]")
+    module, weights = parse_hear_name(name)
+    checks = conformance_check(module, weights)
+    for c in checks:
+        print(f"{c.status.upper():4}  {c.name}{f': {c.detail}' if c.detail else ''}")
+    failed = sum(c.status == "fail" for c in checks)
+    warned = sum(c.status == "warn" for c in checks)
+    verdict = f"{failed} check(s) failed" if failed else "conforms to the HEAR API"
+    print(f"hear:{module}: {verdict} ({len(checks)} checks, {warned} warning(s))")
+    return 1 if failed else 0
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -22,6 +52,8 @@ def handle(args: argparse.Namespace) -> int:
     from evalbench.specs.encoder import encoder_files, load_encoder, parse_encoder_file
     from evalbench.specs.fields import to_dict
 
+    if args.action == "check":
+        return check_module(args.name)
     encoders_dir = paths.encoders_dir(args.encoders_dir)
     if args.action == "list":
         rows = []

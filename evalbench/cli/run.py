@@ -1,4 +1,10 @@
-"""``evalbench run``: score encoders on tasks and write run records."""
+"""``evalbench run``: score encoders on tasks and write run records.
+
+``--encoder`` takes encoder names from ``encoders/`` and ``hear:<module>[:<weights>]``
+for any installed HEAR-API module.  ``--checkpoint PATH`` scores another weights
+file of one encoder's family without writing YAML; its records go to
+``results/<encoder>@<file stem>/`` and carry the file's SHA-256.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +35,14 @@ def parse_seeds(text: str) -> list[int]:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
     p = sub.add_parser("run", help="evaluate encoders on tasks", description=__doc__)
-    p.add_argument("--encoder", required=True, help="encoder name(s), comma-separated")
+    p.add_argument(
+        "--encoder", required=True, help="encoder name(s), comma-separated; hear:<module>[:<weights>] for HEAR modules"
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="score this weights file with the (single) encoder's family; results go to <encoder>@<file stem>",
+    )
     p.add_argument("--tasks", required=True, help="task and/or suite name(s), comma-separated (e.g. synth)")
     p.add_argument("--probe", default="linear", help="probe protocol (default: linear)")
     p.add_argument("--seeds", default="3", help="seed count (42, 43, ...) or list (default: 3)")
@@ -45,12 +58,17 @@ def handle(args: argparse.Namespace) -> int:
     """Resolve names and folders, then call :func:`evalbench.evaluate.run`."""
     from evalbench import paths
     from evalbench.evaluate import RunConfig, run
-    from evalbench.specs.encoder import resolve_encoders
+    from evalbench.specs.encoder import resolve_encoders, with_checkpoint
     from evalbench.specs.task import resolve_tasks
 
     if args.batch_size < 1 or args.workers < 0:
         raise EvalbenchError("--batch-size must be >= 1 and --workers >= 0")
     encoders = resolve_encoders(args.encoder, paths.encoders_dir(args.encoders_dir))
+    if args.checkpoint is not None:
+        if len(encoders) != 1:
+            names = ", ".join(e.name for e in encoders)
+            raise EvalbenchError(f"--checkpoint needs exactly one --encoder, got {len(encoders)} ({names})")
+        encoders = [with_checkpoint(encoders[0], args.checkpoint)]
     tasks = resolve_tasks(args.tasks, paths.tasks_dir(args.tasks_dir))
     cfg = RunConfig(
         data_root=paths.data_root(args.data_root),

@@ -1,4 +1,4 @@
-"""``evalbench tasks list|show|validate``: the task catalog (never imports torch)."""
+"""``evalbench tasks list|show|validate|catalog``: the task catalog (never imports torch)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,21 @@ from pathlib import Path
 import yaml
 from tabulate import tabulate
 
-from evalbench.cli.common import add_catalog
+from evalbench.cli.common import add_catalog, add_dirs
 from evalbench.errors import EvalbenchError, SpecError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
-    add_catalog(sub, "task", __doc__, handle)
+    actions = add_catalog(sub, "task", __doc__, handle)
+    cat = actions.add_parser(
+        "catalog",
+        help="render tasks/README.md (task table and how to obtain each dataset)",
+        description="Render the Markdown task catalog from the task specs; print it, or write tasks/README.md.",
+    )
+    cat.add_argument("--write", action="store_true", help="write <tasks-dir>/README.md instead of printing")
+    add_dirs(cat, specs=True)
+    cat.set_defaults(handler=handle)
 
 
 def _split(spec) -> str:
@@ -54,6 +62,14 @@ def handle(args: argparse.Namespace) -> int:
     from evalbench.specs.task import load_task, parse_suite_file, parse_task_file, suite_files, task_files
 
     tasks_dir = paths.tasks_dir(args.tasks_dir)
+    if args.action == "catalog":
+        from evalbench.data import catalog
+
+        if args.write:
+            print(f"wrote {catalog.write(tasks_dir)}")
+        else:
+            print(catalog.render(tasks_dir), end="")
+        return 0
     if args.action == "list":
         rows = []
         for path in task_files(tasks_dir):

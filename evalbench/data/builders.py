@@ -59,7 +59,7 @@ class DatasetBuilder:
         if source.download:
             return f"evalbench data download {task.name}  (or, with the dataset already on disk: {prepare})"
         if source.manual:
-            return f"{prepare}  after fetching it by hand: {source.manual}"
+            return f"{prepare}  after fetching it by hand: {' '.join(source.manual.split())}"
         return prepare
 
 

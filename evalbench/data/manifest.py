@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalbench.data.builders import BuildOutput, DatasetBuilder
+from evalbench.data.builders import BuildOutput, DatasetBuilder, apply_exclusions
 from evalbench.errors import DataError
 from evalbench.specs.task import TaskSpec
 from evalbench.utils.hashing import sha256_file, sha256_json
@@ -41,11 +41,16 @@ class ManifestBuilder(DatasetBuilder):
             table = pd.read_csv(src / "metadata.csv", dtype=str, keep_default_na=False)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise DataError(f"{src / 'metadata.csv'}: unreadable ({exc})") from None
-        missing = [f for f in table.get("file_name", []) if not (src / f).is_file()]
+        if "file_name" not in table.columns:
+            raise DataError(f"{src / 'metadata.csv'}: missing column 'file_name'")
+        table, excluded = apply_exclusions(table, task)
+        missing = [f for f in table["file_name"] if not (src / f).is_file()]
         if missing:
             raise DataError(f"{src / missing[0]}: listed in metadata.csv but missing ({len(missing)} missing file(s))")
-        return BuildOutput(table, str(src), task.audio.sample_rate)
+        return BuildOutput(table, str(src), task.audio.sample_rate, {"excluded": excluded})
 
     def instructions(self, task: TaskSpec) -> str:
-        """How to prepare a manifest dataset."""
+        """How to prepare a manifest dataset (the spec's download or manual source first, if any)."""
+        if task.dataset.source.download or task.dataset.source.manual:
+            return super().instructions(task)
         return f"evalbench data prepare {task.name} --source DIR  (DIR holds metadata.csv and the audio)"

@@ -5,6 +5,14 @@ An encoder spec names the adapter (code, registered in
 option dataclass), the pooling step that turns frame embeddings into one clip
 vector, and optionally a checkpoint file.  Checkpoints are data: the file's
 content hash, not its path, enters the cache key and the run record.
+
+Two ways to name an encoder without writing YAML (see :func:`resolve_encoders`):
+
+- ``hear:<module>[:<weights path>]`` builds an in-memory spec for any installed
+  HEAR-API module (:mod:`evalbench.adapters.options.hear`);
+- :func:`with_checkpoint` (``evalbench run --checkpoint PATH``) swaps a spec's
+  weights file and derives a distinct name, ``<name>@<file stem>``, so the
+  record of the official checkpoint is never overwritten.
 """
 
 from __future__ import annotations
@@ -14,10 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalbench.errors import SpecError, UnknownNameError
+from evalbench.adapters.options.hear import (
+    hear_encoder_name,
+    is_hear_name,
+    module_version,
+    parse_hear_name,
+    safe_stem,
+)
+from evalbench.errors import EvalbenchError, SpecError, UnknownNameError
 from evalbench.registry import ADAPTER_OPTIONS, ADAPTERS, POOLINGS
 from evalbench.specs.fields import parse, to_dict
 from evalbench.specs.yaml_io import load_yaml, spec_file, spec_hash
+from evalbench.utils.hashing import sha256_file
 
 _INTERNAL = {"internal": True}
 
@@ -73,6 +89,11 @@ class EncoderSpec:
         ):
             if value not in registry:
                 raise ValueError(f"{key}: {registry.unknown(value)}")
+        if self.adapter == "hear" and self.options.get("weights") and self.checkpoint is None:
+            raise ValueError(
+                "options.weights: give the weights file as 'checkpoint: {path: ...}' instead, "
+                "so that its SHA-256 is verified and recorded"
+            )
 
     def typed_options(self) -> Any:
         """The adapter's option dataclass filled from ``options`` (validated)."""
@@ -88,11 +109,17 @@ class EncoderSpec:
         return path
 
     def config_for_fingerprint(self) -> dict[str, Any]:
-        """Everything of the spec that can change embeddings (not name, description or citation)."""
+        """Everything of the spec that can change embeddings (not name, description or citation).
+
+        Option classes with an ``identity()`` method decide their own part
+        (the ``hear`` options swap the weights path for the module version).
+        """
+        options = self.typed_options()
+        identity = getattr(options, "identity", None)
         return {
             "adapter": self.adapter,
             "pooling": self.pooling,
-            "options": to_dict(self.typed_options()),
+            "options": identity() if callable(identity) else to_dict(options),
         }
 
 
@@ -112,20 +139,110 @@ def parse_encoder_file(path: Path) -> EncoderSpec:
     return spec
 
 
-def load_encoder(name: str, encoders_dir: Path) -> EncoderSpec:
-    """Load the encoder called ``name`` from ``encoders_dir``.
+def _existing_file(text: str, context: str) -> Path:
+    path = Path(text).expanduser().resolve()
+    if not path.is_file():
+        raise EvalbenchError(f"{context}: file {path} not found; give the path of an existing weights file")
+    return path
+
+
+def hear_spec(selector: str) -> EncoderSpec:
+    """The in-memory spec of ``hear:<module>[:<weights path>]`` (imports the module, hence torch).
+
+    Adapter ``hear``, ``mean`` pooling of timestamp embeddings, options
+    ``{module, weights}``; the weights file (absolute path) doubles as the
+    spec's checkpoint, so its SHA-256 is taken and recorded like any other.
 
     Raises:
-        UnknownNameError: No such encoder (with a close-match suggestion).
+        UnknownNameError: Malformed name, or the module is not installed.
+        EvalbenchError: The module lacks an API function, or the weights file is missing.
+    """
+    from evalbench.adapters.hear import import_hear_module
+
+    module, weights = parse_hear_name(selector)
+    import_hear_module(module)
+    options: dict[str, Any] = {"module": module}
+    checkpoint = None
+    described = ""
+    if weights:
+        path = _existing_file(weights, f"--encoder {selector}")
+        options["weights"] = str(path)
+        checkpoint = CheckpointSpec(path=str(path), source=selector)
+        described = f", weights {path.name}"
+    version = module_version(module)
+    data = {"name": hear_encoder_name(module, weights), "adapter": "hear", "pooling": "mean", "options": options}
+    spec = EncoderSpec(
+        **data,
+        description=f"HEAR-API module {module}{f' {version}' if version else ''}{described}",
+        checkpoint=checkpoint,
+        citation="HEAR API: Turian et al., HEAR: Holistic Evaluation of Audio Representations, PMLR 176, 2022.",
+        source_path=selector,
+        sha256=spec_hash({**data, "checkpoint": options.get("weights")}),
+    )
+    spec.typed_options()
+    return spec
+
+
+def with_checkpoint(spec: EncoderSpec, checkpoint: str) -> EncoderSpec:
+    """``spec`` scoring another weights file: absolute path, no expected hash, derived name.
+
+    The name becomes ``<name>@<file stem>-<first 8 hex digits of its SHA-256>``
+    (for ``hear:`` names, ``hear-<module>@<file stem>``), so two different files
+    never share a results folder; the full content hash enters the cache key
+    and the run record as for any checkpoint.
+
+    Raises:
+        EvalbenchError: The file does not exist.
+    """
+    path = _existing_file(checkpoint, "--checkpoint")
+    options = spec.options
+    if spec.adapter == "hear":
+        options = {**spec.options, "weights": str(path)}
+    if is_hear_name(spec.source_path):
+        name = hear_encoder_name(spec.typed_options().module, path)
+    else:
+        name = f"{spec.name}@{safe_stem(path)}-{sha256_file(path)[:8]}"
+    return dataclasses.replace(
+        spec,
+        name=name,
+        description=f"{spec.description} [checkpoint {path.name}]",
+        options=options,
+        checkpoint=CheckpointSpec(path=str(path), source=f"--checkpoint {checkpoint}"),
+    )
+
+
+def load_encoder(name: str, encoders_dir: Path) -> EncoderSpec:
+    """Load the encoder called ``name`` from ``encoders_dir``, or build a ``hear:<module>[:<weights>]`` spec.
+
+    Raises:
+        UnknownNameError: No such encoder (with a close-match suggestion) or HEAR module.
         SpecError: The file is malformed.
     """
+    if is_hear_name(name):
+        return hear_spec(name)
     known = [p.stem for p in encoder_files(encoders_dir)]
     return parse_encoder_file(spec_file(encoders_dir, name, "encoder", known, "evalbench encoders list"))
 
 
 def resolve_encoders(selector: str, encoders_dir: Path) -> list[EncoderSpec]:
-    """Expand a comma-separated list of encoder names into specs (order kept, duplicates dropped)."""
+    """Expand a comma-separated list of encoder names into specs (order kept, duplicates dropped).
+
+    Each name is an ``encoders/<name>.yaml`` or ``hear:<module>[:<weights path>]``.
+
+    Raises:
+        UnknownNameError: An unknown name, or none given.
+        EvalbenchError: Two names map to the same results folder.
+    """
     names = list(dict.fromkeys(n.strip() for n in selector.split(",") if n.strip()))
     if not names:
         raise UnknownNameError("no encoder given; pass --encoder NAME[,NAME...]")
-    return [load_encoder(n, encoders_dir) for n in names]
+    specs = [load_encoder(n, encoders_dir) for n in names]
+    seen: dict[str, str] = {}
+    for given, spec in zip(names, specs, strict=True):
+        if spec.name in seen:
+            raise EvalbenchError(
+                f"--encoder: '{seen[spec.name]}' and '{given}' share the results folder '{spec.name}'; "
+                "run them separately"
+            )
+        seen[spec.name] = given
+    return specs

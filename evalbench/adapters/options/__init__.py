@@ -9,6 +9,7 @@ front end and the baselines' options; each learned family has its own module
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -89,3 +90,19 @@ class RandomProjectionOptions:
     def __post_init__(self) -> None:
         if self.dim <= 0:
             raise ValueError(f"dim: must be positive, got {self.dim}")
+
+
+def check_norm_and_seed(norm_mean: float | None, norm_std: float | None, seed: int) -> None:
+    """Validate optional fixed log-mel statistics (both or neither; finite; std > 0) and an init seed.
+
+    Raises:
+        ValueError: ``"key: problem"`` for the spec loader to prefix with file and path.
+    """
+    if (norm_mean is None) != (norm_std is None):
+        raise ValueError("norm_std: give norm_mean and norm_std together, or neither (fit on the training split)")
+    if norm_mean is not None and not math.isfinite(norm_mean):
+        raise ValueError(f"norm_mean: must be finite, got {norm_mean}")
+    if norm_std is not None and not (math.isfinite(norm_std) and norm_std > 0):
+        raise ValueError(f"norm_std: must be a positive number, got {norm_std}")
+    if seed < 0:
+        raise ValueError(f"seed: must be non-negative, got {seed}")

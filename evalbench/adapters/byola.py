@@ -1,0 +1,118 @@
+"""The ``byola`` adapter: BYOL-A v1/v2 frame embeddings of whole clips.
+
+Evaluation follows BYOL-A's downstream recipe (Niizumi et al., IJCNN 2021;
+TASLP 2023; METHODS.md §1.2): 64-band log-mel → scalar normalisation
+``(x − μ)/σ`` with μ, σ fitted on the task's training clips → the encoder on the
+*whole* clip (fully convolutional in time) → frames ``(B, T', D)`` → pooling
+(``mean_max`` in the encoder YAMLs: time mean + time max, summed).
+
+Batch invariance (PROTOCOL.md §4, flaw 6).  Clips in a batch are zero-padded
+to the longest one.  The returned mask marks an output frame valid only if its
+whole receptive field lies inside the clip's valid log-mel frames (those whose
+STFT window ends inside the clip, :meth:`LogMelFrontEnd.frame_mask`), so the
+pooled embedding of a clip is the same alone or padded in any batch.  Each conv
+block costs one frame at the right end (3×3 convolution) and halves the rest
+(max pool), so a clip of L valid log-mel frames keeps ``⌊(L − 1)/2⌋`` per block,
+about ``L/8 − 1`` output frames for v1 and ``L/4 − 1`` for v2.  If that leaves
+none (clips under 0.172 s for v1, 0.092 s for v2), the first output frame is kept valid:
+its values then depend on the padding, and such clips are not batch-invariant.
+
+Checkpoints (METHODS.md §1.6): an official bare state dict
+(``pretrained_weights/AudioNTT2020-BYOLA-64x96d{512,1024,2048}.pth`` or
+``v2/AudioNTT2022-BYOLA-64x96d2048.pth`` from the nttcslab/byol-a repository,
+supplied by the user) or an evalbench checkpoint of family ``byola``; both are
+read weights-only and key-checked exactly.  Without a checkpoint the network is
+initialised from ``options.seed``: the "random twin" floor.  The network always
+stays in eval mode (dropout off, BatchNorm running statistics).
+
+NOTE: the front end is torchaudio's mel spectrogram with the Slaney mel scale
+and Slaney area norm (METHODS.md §1.1, §1.7).  The v1 weights were trained on
+librosa's Slaney filterbank and v2 on nnAudio; the filter definition is the
+same (``tests/adapters/test_byola.py`` checks ours against the Slaney formula),
+but STFT implementations differ in float rounding, so embeddings match the
+official pipeline closely rather than bit for bit.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from evalbench.adapters.base import Frames, FrozenEncoder, seeded
+from evalbench.adapters.byola_nets import build_network
+from evalbench.adapters.normalize import FittedLogMel
+from evalbench.adapters.options.byola import ByolaOptions
+from evalbench.utils.io import atomic_write_bytes
+
+
+class ByolaEncoder(FittedLogMel, FrozenEncoder):
+    """BYOL-A (v1 AudioNTT2020 or v2 AudioNTT2022) behind the encoder protocol.
+
+    ``needs_fit`` is True unless ``options`` gives fixed normalisation
+    statistics; :meth:`fit` then computes the scalar log-mel mean and standard
+    deviation over the valid frames of the training clips it is given.
+
+    Args:
+        options: Adapter options.
+    """
+
+    VERSION = 1
+    FAMILY = "byola"
+    needs_fit = True
+
+    def __init__(self, options: ByolaOptions) -> None:
+        super().__init__()
+        self.options = options
+        self.init_logmel(options.frontend, options.norm_mean, options.norm_std)
+        with seeded(options.seed):
+            self.net = build_network(options.version, options.feature_d)
+        self.net.eval()
+        fe = options.frontend
+        self.sample_rate = fe.sample_rate
+        self.embed_dim = self.net.embed_dim
+        self.hop_seconds = self.net.downsample * fe.hop_length / fe.sample_rate
+
+    def export_checkpoint(self, path: Path) -> None:
+        """Write the network's weights as an official-layout bare state dict (atomically).
+
+        The file has exactly the keys of the released BYOL-A weights
+        (``features.*``, ``fc.*``), so it loads through :meth:`from_options` with
+        the same options, and into the official code.
+
+        Args:
+            path: Output file.
+        """
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}, buf)
+        atomic_write_bytes(Path(path), buf.getvalue())
+
+    def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> Frames:
+        """Frames ``(B, T', D)`` of whole clips and their batch-invariance mask.
+
+        Args:
+            waveforms: ``(B, N)`` float32 audio at 16 kHz, zero-padded on the right.
+            lengths: ``(B,)`` valid samples per clip.
+
+        Returns:
+            Frames with ``T' ≈ T / 8`` (v1) or ``T / 4`` (v2) and the mask of
+            frames whose receptive field is inside the clip (module docstring).
+
+        Raises:
+            RuntimeError: The normalisation was neither fitted nor fixed.
+        """
+        spec = self._logmel(waveforms)
+        n_in = self.frontend.frame_mask(lengths, spec.shape[-1]).sum(1)
+        x = self.normalizer(spec).unsqueeze(1)  # (B, 1, 64, T)
+        short = self.net.downsample - x.shape[-1]
+        if short > 0:  # the pools need >= 2**blocks frames; the padded frames are invalid
+            x = F.pad(x, (0, short))
+        emb = self.net(x)
+        n_out = self.net.valid_output_frames(n_in).clamp(min=1, max=emb.shape[1])
+        mask = torch.arange(emb.shape[1], device=emb.device)[None, :] < n_out[:, None].to(emb.device)
+        return Frames(emb, mask)
+
+
+__all__ = ["ByolaEncoder"]

@@ -1,0 +1,141 @@
+"""CLAR's 3-channel spectrogram front ends: log-magnitude STFT, phase and log-mel.
+
+Al-Tahan & Mohsenzadeh (AISTATS 2021) feed their 2-D ResNet-18 a stack of
+three 128-row images of a 16 kHz clip: ``[log-magnitude STFT, STFT phase,
+log-mel]`` (METHODS.md §3.1).  The paper and the official code describe
+different front ends; both are implemented and the encoder option records
+which one was used.
+
+``code`` (default, the official code):
+
+- channel 0: a Hann-windowed 2048-point (128 ms) STFT with a 128-sample (8 ms)
+  hop, evaluated directly at 128 log-spaced frequencies
+  ``f_k = 40 · (8000/40)^(k/128)`` Hz, k = 0…127 (the top bin sits just below
+  8 kHz, as in the code's log-frequency Fourier kernels), as magnitude in dB
+  ``20·log10(max(|X|, 1e-5))``;
+- channel 1: the phase of the same complex bins, in radians;
+- channel 2: a 128-band mel spectrogram (same window and hop, 40–8000 Hz) in
+  dB ``10·log10(max(P, 1e-10))``.
+
+``paper`` (the AISTATS text): a 16 ms window (n_fft 256) with an 8 ms hop;
+magnitude and mel as ``10·log10`` power, phase of the same bins.
+
+Frames are centred (reflection padding of half a window), so 1 s gives
+``1 + 16000 // 128 = 126`` frames and the input image is ``3 × 128 × 126``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torchaudio
+from torch import nn
+
+from evalbench.adapters.options.clar import SAMPLE_RATE
+
+N_BINS = 128  # rows of every channel
+HOP = 128  # 8 ms at 16 kHz, in both front ends
+F_MIN, F_MAX = 40.0, 8000.0  # frequency range of the official code's log-STFT and mel channels
+AMP_AMIN = 1e-5  # amplitude floor of 20·log10 (official code)
+POW_AMIN = 1e-10  # power floor of 10·log10 (librosa's power_to_db default)
+
+
+def _db_power(power: torch.Tensor) -> torch.Tensor:
+    return 10.0 * torch.log10(power.clamp(min=POW_AMIN))
+
+
+def _mel_filters(n_fft: int) -> torch.Tensor:
+    """``(n_fft//2 + 1, 128)`` Slaney-scale, Slaney-normalised mel filters between 40 and 8000 Hz.
+
+    NOTE: neither source states the mel scale; the official code builds its
+    filters with librosa, whose defaults are the Slaney scale and area norm.
+    With n_fft 256 (``paper``) the lowest bands are narrower than one FFT bin
+    and stay empty (constant −100 dB rows), a consequence of the paper's
+    128 bands on a 16 ms window.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchaudio warns about the empty low bands of the paper variant
+        return torchaudio.functional.melscale_fbanks(
+            n_fft // 2 + 1, F_MIN, F_MAX, N_BINS, SAMPLE_RATE, norm="slaney", mel_scale="slaney"
+        )
+
+
+def log_frequency_kernel(n_fft: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windowed DFT kernels at CLAR's 128 log-spaced frequencies.
+
+    Args:
+        n_fft: Window length in samples.
+
+    Returns:
+        ``(kernel, freqs)``: ``kernel`` is ``(n_fft, 2·128)`` with the real parts
+        (Hann-windowed cosines) in the first 128 columns and the imaginary parts
+        (windowed negative sines, the usual DFT sign) in the last 128;
+        ``freqs`` are the 128 centre frequencies in Hz.
+    """
+    k = torch.arange(N_BINS, dtype=torch.float64)
+    freqs = F_MIN * (F_MAX / F_MIN) ** (k / N_BINS)
+    n = torch.arange(n_fft, dtype=torch.float64)
+    window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+    phase = 2 * math.pi * n[:, None] * freqs[None, :] / SAMPLE_RATE
+    kernel = torch.cat([window[:, None] * torch.cos(phase), -window[:, None] * torch.sin(phase)], dim=1)
+    return kernel.float(), freqs.float()
+
+
+class ClarFrontEnd(nn.Module):
+    """Waveform ``(B, N)`` at 16 kHz → CLAR input image ``(B, 3, 128, T)``.
+
+    Args:
+        kind: ``code`` (official code) or ``paper`` (AISTATS text); see the module docstring.
+    """
+
+    def __init__(self, kind: str = "code") -> None:
+        super().__init__()
+        if kind not in ("code", "paper"):
+            raise ValueError(f"unknown CLAR front end '{kind}'")
+        self.kind = kind
+        self.n_fft = 2048 if kind == "code" else 256
+        self.hop = HOP
+        # Reflection padding needs more than half a window of signal; shorter clips are zero-padded to one window.
+        self.min_samples = self.n_fft
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        self.register_buffer("mel_fb", _mel_filters(self.n_fft), persistent=False)
+        if kind == "code":
+            self.register_buffer("log_kernel", log_frequency_kernel(self.n_fft)[0], persistent=False)
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames of a clip of ``n_samples`` (after padding to :attr:`min_samples`)."""
+        return 1 + max(n_samples, self.min_samples) // self.hop
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Three-channel image ``(B, 3, 128, T)`` with ``T = 1 + N // 128``.
+
+        Args:
+            waveforms: ``(B, N)`` float32 mono audio, ``N >= min_samples``.
+        """
+        spec = torch.stft(
+            waveforms,
+            self.n_fft,
+            hop_length=self.hop,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )  # (B, n_fft//2 + 1, T)
+        power = spec.real**2 + spec.imag**2
+        mel = _db_power(torch.einsum("bft,fm->bmt", power, self.mel_fb))
+        if self.kind == "code":
+            pad = self.n_fft // 2
+            padded = nn.functional.pad(waveforms[:, None], (pad, pad), mode="reflect")[:, 0]
+            frames = padded.unfold(-1, self.n_fft, self.hop)  # (B, T, n_fft)
+            out = frames @ self.log_kernel  # (B, T, 2·128)
+            real, imag = out[..., :N_BINS].transpose(1, 2), out[..., N_BINS:].transpose(1, 2)
+            magnitude = 20.0 * torch.log10(torch.sqrt(real**2 + imag**2).clamp(min=AMP_AMIN))
+            phase = torch.atan2(imag, real)
+        else:
+            # NOTE: n_fft 256 gives 129 bins; the Nyquist bin is dropped so that all three channels have 128 rows.
+            bins = spec[:, :N_BINS]
+            magnitude = _db_power(power[:, :N_BINS])
+            phase = torch.atan2(bins.imag, bins.real)
+        return torch.stack([magnitude, phase, mel], dim=1)
