@@ -15,11 +15,14 @@ from evalbench.cli import data, encoders, leaderboard, run, tasks
 from evalbench.errors import EvalbenchError
 
 EPILOG = """examples:
-  evalbench run --encoder logmel --tasks synth        the embedded synthetic suite
-  evalbench run --encoder logmel,randproj --tasks synth_pitch,synth_events --seeds 5
-  evalbench leaderboard                               regenerate results/leaderboard.md
-  evalbench tasks list                                the task catalog
-  evalbench encoders validate                         check every encoders/*.yaml
+  evalbench run --encoder logmel --tasks synth            the embedded synthetic suite
+  evalbench run --encoder byola --tasks esc50,gtzan,nsynth
+  evalbench run --encoder byola --checkpoint my.pth --tasks evar9
+  evalbench run --encoder hear:my_module --tasks synth    any installed HEAR-API module
+  evalbench data download esc50                           fetch, check, unpack, prepare
+  evalbench leaderboard                                   regenerate results/leaderboard.*
+  evalbench tasks list                                    the task catalog
+  evalbench encoders validate                             check every encoders/*.yaml
 """
 
 

@@ -14,7 +14,7 @@ def add_catalog(sub: argparse._SubParsersAction, kind: str, description: str, ha
     """
     p = sub.add_parser(f"{kind}s", help=f"list, show or validate {kind} specs", description=description)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    show = actions.add_parser("show", help=f"a {kind}'s resolved spec")
+    show = actions.add_parser("show", help=f"the resolved spec of a {kind}")
     show.add_argument("name")
     val = actions.add_parser("validate", help=f"check every {kind} spec (or the given files)")
     val.add_argument("files", nargs="*", type=Path)

@@ -3,7 +3,7 @@
 ``--encoder`` takes encoder names from ``encoders/`` and ``hear:<module>[:<weights>]``
 for any installed HEAR-API module.  ``--checkpoint PATH`` scores another weights
 file of one encoder's family without writing YAML; its records go to
-``results/<encoder>@<file stem>/`` and carry the file's SHA-256.
+``results/<encoder>@<file stem>-<sha256[:8]>/`` and carry the file's SHA-256.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint",
         metavar="PATH",
-        help="score this weights file with the (single) encoder's family; results go to <encoder>@<file stem>",
+        help="score this weights file with the (single) encoder's family (results: <encoder>@<stem>-<sha256[:8]>)",
     )
     p.add_argument("--tasks", required=True, help="task and/or suite name(s), comma-separated (e.g. synth)")
     p.add_argument("--probe", default="linear", help="probe protocol (default: linear)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from evalbench.adapters.base import Encoder
 from evalbench.adapters.pooling import pooled_dim
-from evalbench.data.audio import Resampler, load_clip
+from evalbench.data.audio import RESAMPLE_METHOD, ResampleCache, Resampler, load_clip
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.errors import AudioDecodeError, EvalbenchError
@@ -104,11 +105,19 @@ def load_encoder_model(spec: EncoderSpec, device: torch.device, checkpoint_sha25
 
 
 class ClipDataset(Dataset):
-    """Preprocessed clips of some rows of a task, at the encoder's sample rate."""
+    """Preprocessed clips of some rows of a task, at the encoder's sample rate.
 
-    def __init__(self, data: TaskData, rows: np.ndarray, sample_rate: int) -> None:
+    Args:
+        data: Task data.
+        rows: Rows to load.
+        sample_rate: Encoder sample rate.
+        audio_cache: Folder of the resampled-clip cache (:class:`ResampleCache`).
+    """
+
+    def __init__(self, data: TaskData, rows: np.ndarray, sample_rate: int, audio_cache: Path) -> None:
         self.data, self.rows, self.sample_rate = data, rows, sample_rate
         self.resampler = Resampler()
+        self.cache = ResampleCache(audio_cache, data.dataset.fingerprint)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -130,6 +139,7 @@ class ClipDataset(Dataset):
                 audio.crop,
                 audio.crop_seed,
                 self.resampler,
+                self.cache,
             )
         except AudioDecodeError as exc:
             n = max(1, round(audio.clip_seconds * self.sample_rate))
@@ -170,13 +180,19 @@ def _single_thread(_: int) -> None:
 
 @torch.inference_mode()
 def embed_rows(
-    enc: LoadedEncoder, data: TaskData, rows: np.ndarray, batch_size: int, workers: int, desc: str
+    enc: LoadedEncoder,
+    data: TaskData,
+    rows: np.ndarray,
+    batch_size: int,
+    workers: int,
+    desc: str,
+    audio_cache: Path,
 ) -> np.ndarray:
     """Pooled float32 embeddings ``(len(rows), dim)`` of the given rows."""
     pool = POOLINGS.get(enc.spec.pooling)
     out = np.empty((len(rows), enc.dim), dtype=np.float32)
     pos = 0
-    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate), batch_size, workers)
+    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate, audio_cache), batch_size, workers)
     total = -(-len(rows) // batch_size)
     for wav, lengths in tqdm(loader, total=total, desc=desc, unit="batch", leave=False, disable=None):
         frames = enc.model.encode(wav.to(enc.device), lengths.to(enc.device))
@@ -208,7 +224,7 @@ def fit_encoder(enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch
     if state is not None:
         enc.model.load_fitted_state(state)
         return
-    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate), batch_size, workers)
+    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate, cache.root / "audio"), batch_size, workers)
     enc.model.fit(wav[:n] for batch, lengths in loader for wav, n in zip(batch, lengths.tolist(), strict=True))
     cache.store_state(enc.spec.name, data.task.name, payload, enc.model.fitted_state())
 
@@ -224,6 +240,7 @@ def cache_payload(enc: LoadedEncoder, data: TaskData, part: str, rows: np.ndarra
         "part": part,
         "files": sha256_json([data.files[i] for i in rows]),
         "audio": {
+            "resample": RESAMPLE_METHOD,
             "sample_rate": enc.model.sample_rate,
             "clip_seconds": audio.clip_seconds,
             "crop": audio.crop,
@@ -254,7 +271,8 @@ def embed_task(
         payload = cache_payload(enc, data, part, rows)
         array = cache.load(enc.spec.name, data.task.name, part, payload)
         if array is None:
-            array = embed_rows(enc, data, rows, batch_size, workers, f"{enc.spec.name}/{data.task.name}/{part}")
+            desc = f"{enc.spec.name}/{data.task.name}/{part}"
+            array = embed_rows(enc, data, rows, batch_size, workers, desc, cache.root / "audio")
             cache.store(enc.spec.name, data.task.name, part, payload, array)
             computed, clips = computed + 1, clips + len(rows)
         else:

@@ -50,3 +50,28 @@ def test_load_clip_pads_resamples_and_reports_valid_length(tmp_path: Path) -> No
     wav, valid = load_clip(tmp_path / "long.wav", "long.wav", 1.0, 16000, "center", 0, Resampler())
     assert valid == 16000
     np.testing.assert_allclose(wav[0], np.linspace(-1, 1, 48000, dtype=np.float32)[16000], atol=1e-6)
+
+
+def test_resampled_clips_are_cached_once_and_identical_cold_and_warm(tmp_path: Path) -> None:
+    from evalbench.data.audio import ResampleCache
+
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "a.wav", (0.3 * rng.standard_normal(44100)).astype(np.float32), 44100, subtype="FLOAT")
+    sf.write(tmp_path / "b.wav", (0.3 * rng.standard_normal(16000)).astype(np.float32), 16000, subtype="FLOAT")
+    cache = ResampleCache(tmp_path / "cache", "dataset-fingerprint")
+    cold, valid = load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), cache)
+    entries = list((tmp_path / "cache").rglob("*.wav"))
+    assert valid == 16000 and len(entries) == 1 and entries[0].parent.parent.name == "16000Hz"
+    warm, valid2 = load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), cache)
+    np.testing.assert_array_equal(cold, warm)  # the computing run uses the stored (16-bit) values too
+    plain, _ = load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler())
+    assert np.max(np.abs(plain - cold)) < 2e-5 and valid2 == valid  # only 16-bit quantisation apart
+    (tmp_path / "a.wav").unlink()  # a hit never reads the source again
+    again, _ = load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), cache)
+    np.testing.assert_array_equal(again, cold)
+    load_clip(tmp_path / "b.wav", "b.wav", 1.0, 16000, "start", 0, Resampler(), cache)  # native rate: not cached
+    load_clip(tmp_path / "b.wav", "b.wav", 1.0, 22050, "start", 0, Resampler(), cache)  # another rate: own entry
+    assert len(list((tmp_path / "cache").rglob("*.wav"))) == 2
+    other = ResampleCache(tmp_path / "cache", "another-dataset")
+    with pytest.raises(AudioDecodeError):  # another dataset fingerprint never shares entries
+        load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), other)
