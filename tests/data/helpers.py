@@ -63,3 +63,9 @@ def run_logmel(task: str, data_root: Path, tmp_path: Path, tasks_dir: Path = TAS
 def lenient(task: TaskSpec) -> TaskSpec:
     """The task with clip-length bounds relaxed to the replicas' short clips (for ``verify``)."""
     return dataclasses.replace(task, dataset=dataclasses.replace(task.dataset, min_seconds=0.0, max_seconds=None))
+
+
+def with_options(task: TaskSpec, **options) -> TaskSpec:
+    """The task with some ``dataset.options`` replaced (e.g. another split seed)."""
+    merged = {**task.dataset.options, **options}
+    return dataclasses.replace(task, dataset=dataclasses.replace(task.dataset, options=merged))

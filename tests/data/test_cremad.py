@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -12,16 +11,11 @@ from evalbench.data.datasets.cremad import EMOTIONS
 from evalbench.data.prepare import prepare
 from evalbench.data.verify import verify_task
 from evalbench.errors import DataError
-from evalbench.specs.task import TaskSpec, load_task
-from tests.data.helpers import TASKS, run_logmel
+from evalbench.specs.task import load_task
+from tests.data.helpers import TASKS, run_logmel, with_options
 from tests.data.replicas.cremad import clip_name, write_cremad
 
 ACTORS, SENTENCES = 12, 2  # 12 actors -> floor(8.4) = 8 / floor(1.2) = 1 / 3; 12 clips per actor
-
-
-def with_seed(task: TaskSpec, seed: int) -> TaskSpec:
-    options = {**task.dataset.options, "seed": seed}
-    return dataclasses.replace(task, dataset=dataclasses.replace(task.dataset, options=options))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +54,7 @@ def test_seed_reproduces_and_changes_the_split(cremad: tuple[Path, Path], tmp_pa
     reference = prepare(task, data, source)[0].metadata
     again, built = prepare(task, tmp_path / "again", source)
     assert built and again.metadata.equals(reference)
-    other, built = prepare(with_seed(task, 7), tmp_path / "again", source)  # options are in the fingerprint
+    other, built = prepare(with_options(task, seed=7), tmp_path / "again", source)  # options are in the fingerprint
     assert built and other.info["split_seed"] == 7
     assert other.info["group_counts"] == {"train": 8, "valid": 1, "test": 3}
     assert not other.metadata["split"].equals(reference["split"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,15 +9,9 @@ import pytest
 from evalbench.data.prepare import open_task_data, prepare
 from evalbench.data.verify import verify_task
 from evalbench.errors import DataError, SpecError
-from evalbench.specs.task import TaskSpec, load_task
-from tests.data.helpers import TASKS, lenient, run_logmel, write_audio
+from evalbench.specs.task import load_task
+from tests.data.helpers import TASKS, lenient, run_logmel, with_options, write_audio
 from tests.data.replicas.fsdd import INDICES, SPEAKERS, write_fsdd
-
-
-def with_options(task: TaskSpec, **options) -> TaskSpec:
-    """The task with some ``dataset.options`` replaced."""
-    merged = {**task.dataset.options, **options}
-    return dataclasses.replace(task, dataset=dataclasses.replace(task.dataset, options=merged))
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -11,16 +10,11 @@ import pytest
 from evalbench.data.prepare import prepare
 from evalbench.data.verify import verify_task
 from evalbench.errors import DataError
-from evalbench.specs.task import TaskSpec, load_task
-from tests.data.helpers import TASKS, run_logmel
+from evalbench.specs.task import load_task
+from tests.data.helpers import TASKS, run_logmel, with_options
 from tests.data.replicas.voxforge import LANGUAGES, write_voxforge
 
 FOLDERS, CLIPS = 4, 3  # 6 languages x 4 uploads = 24 folders -> floor(16.8) = 16 / floor(3.6) = 3 / 5
-
-
-def with_seed(task: TaskSpec, seed: int) -> TaskSpec:
-    options = {**task.dataset.options, "seed": seed}
-    return dataclasses.replace(task, dataset=dataclasses.replace(task.dataset, options=options))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +55,7 @@ def test_seed_reproduces_and_changes_the_split(voxforge: tuple[Path, Path], tmp_
     reference = prepare(task, data, source)[0].metadata
     again, built = prepare(task, tmp_path / "again", source)
     assert built and again.metadata.equals(reference)
-    other, built = prepare(with_seed(task, 1), tmp_path / "again", source)  # options are in the fingerprint
+    other, built = prepare(with_options(task, seed=1), tmp_path / "again", source)  # options are in the fingerprint
     assert built and other.info["split_seed"] == 1
     assert other.info["group_counts"] == {"train": 16, "valid": 3, "test": 5}
     assert not other.metadata["split"].equals(reference["split"])
