@@ -63,37 +63,36 @@ class Server:
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         state: Server = self.server.state  # type: ignore[attr-defined]
-        name, rng, sent = self.path.lstrip("/"), self.headers.get("Range"), 0
-        try:
-            body = state.files.get(name)
-            if len(state.log) >= state.max_requests or body is None:
-                self.send_error(410 if body is not None else 404)
+        name, rng = self.path.lstrip("/"), self.headers.get("Range")
+        body = state.files.get(name)
+        if len(state.log) >= state.max_requests or body is None:
+            state.log.append((name, rng, 0))  # logged before answering: the client may check the log at once
+            self.send_error(410 if body is not None else 404)
+            return
+        start = 0
+        match = re.fullmatch(r"bytes=(\d+)-", rng or "")
+        if match and not state.ignore_range:
+            start = int(match.group(1))
+            if start >= len(body):
+                state.log.append((name, rng, 0))
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
-            start = 0
-            match = re.fullmatch(r"bytes=(\d+)-", rng or "")
-            if match and not state.ignore_range:
-                start = int(match.group(1))
-                if start >= len(body):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(body)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-            else:
-                self.send_response(200)
-            payload = body[start:]
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Accept-Ranges", "bytes")
-            self.end_headers()
-            if name in state.cut_first:
-                payload = payload[: state.cut_first.pop(name)]
-                self.close_connection = True
-            self.wfile.write(payload)
-            sent = len(payload)
-        finally:
-            state.log.append((name, rng, sent))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        payload = body[start:]
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if name in state.cut_first:
+            payload = payload[: state.cut_first.pop(name)]
+            self.close_connection = True
+        state.log.append((name, rng, len(payload)))
+        self.wfile.write(payload)
 
     def log_message(self, *args: object) -> None:
         pass
