@@ -141,7 +141,10 @@ def test_console_script_entry_point(env: Env) -> None:
     code = (
         "import sys, runpy; sys.argv=['evalbench','tasks','list']; runpy.run_module('evalbench', run_name='__main__')"
     )
-    probe = "import evalbench.cli, sys; evalbench.cli.main(['tasks','validate']); print('torch' in sys.modules)"
+    probe = (
+        "import evalbench.cli, sys; [evalbench.cli.main(c.split()) for c in "
+        "('tasks list', 'tasks validate', 'encoders list', 'encoders validate')]; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, cwd=REPO)
     assert out.returncode == 0 and "synth_pitch" in out.stdout
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=os.environ, cwd=REPO)
