@@ -27,6 +27,10 @@ class DataError(EvalbenchError):
     """A prepared dataset is inconsistent with its task spec (bad label, missing file...)."""
 
 
+class DownloadError(EvalbenchError):
+    """A download failed, did not match its pinned checksum, or could not be unpacked safely."""
+
+
 class AudioDecodeError(DataError):
     """An audio file could not be decoded."""
 

@@ -124,7 +124,7 @@ def seeded(seed: int) -> Iterator[None]:
 def encode_per_length(
     waveforms: torch.Tensor,
     lengths: torch.Tensor,
-    run: Callable[[torch.Tensor], torch.Tensor],
+    run: Callable[[torch.Tensor], torch.Tensor | Frames],
     min_samples: int = 1,
 ) -> Frames:
     """Encode each clip on its own valid samples, one sub-batch per distinct length.
@@ -139,7 +139,9 @@ def encode_per_length(
     Args:
         waveforms: ``(B, N)`` audio, zero-padded beyond each clip's length.
         lengths: ``(B,)`` valid samples per clip.
-        run: Maps a ``(b, L)`` batch of equal-length clips to frames ``(b, T_L, D)``.
+        run: Maps a ``(b, L)`` batch of equal-length clips to frames ``(b, T_L, D)``
+            (all valid), or to :class:`Frames` whose mask drops some of them
+            (e.g. frames a HEAR module centres past the end of the audio).
         min_samples: Clips shorter than this are zero-padded on the right to it
             (the shortest input the network accepts).
 
@@ -155,15 +157,16 @@ def encode_per_length(
         x = waveforms[torch.tensor(rows, device=waveforms.device), :n]
         if n < min_samples:
             x = nn.functional.pad(x, (0, min_samples - n))
-        outputs[n] = run(x)
-    first = next(iter(outputs.values()))
-    n_frames = max(o.shape[1] for o in outputs.values())
+        out = run(x)
+        outputs[n] = out if isinstance(out, Frames) else Frames(out, torch.ones(out.shape[:2], dtype=torch.bool))
+    first = next(iter(outputs.values())).embeddings
+    n_frames = max(o.embeddings.shape[1] for o in outputs.values())
     emb = first.new_zeros(waveforms.shape[0], n_frames, first.shape[2])
     mask = torch.zeros(waveforms.shape[0], n_frames, dtype=torch.bool, device=waveforms.device)
     for n, rows in groups.items():
-        t = outputs[n].shape[1]
-        emb[rows, :t] = outputs[n]
-        mask[rows, :t] = True
+        t = outputs[n].embeddings.shape[1]
+        emb[rows, :t] = outputs[n].embeddings
+        mask[rows, :t] = outputs[n].mask.to(mask.device)
     return Frames(emb, mask)
 
 

@@ -17,7 +17,7 @@ mis-shaped key is listed in the error.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +89,26 @@ def check_keys(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path,
         raise EvalbenchError(f"{what}; " + "; ".join(parts))
 
 
-def load_into(module: nn.Module, path: Path, family: str) -> dict:
-    """Load a checkpoint file into ``module`` after an exact key/shape check; returns its meta."""
-    state, meta = load_checkpoint(path)
+def load_into(
+    module: nn.Module,
+    path: Path,
+    family: str,
+    strip_prefixes: tuple[str, ...] = ("module.",),
+    check: Callable[[Mapping[str, torch.Tensor]], None] | None = None,
+) -> dict:
+    """Load a checkpoint file into ``module`` after an exact key/shape check; returns its meta.
+
+    Args:
+        module: Target module.
+        path: Checkpoint file (official bare state dict or evalbench format).
+        family: Adapter family; an evalbench checkpoint of another family is refused.
+        strip_prefixes: Key prefixes removed when every key carries them.
+        check: Optional family-specific test of the state dict, raising
+            :class:`EvalbenchError` with advice (e.g. "this is an ImageNet file").
+    """
+    state, meta = load_checkpoint(path, strip_prefixes)
+    if check is not None:
+        check(state)
     if meta.get("family") not in (None, family):
         raise EvalbenchError(f"{path}: an evalbench checkpoint of family '{meta['family']}', not '{family}'")
     check_keys(module, state, path, family)

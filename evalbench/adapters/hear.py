@@ -31,7 +31,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from evalbench.adapters.base import Encoder, Frames
+from evalbench.adapters.base import Encoder, Frames, encode_per_length
 from evalbench.adapters.options.hear import HEAR_SAMPLE_RATES, HearOptions, import_module
 from evalbench.errors import EvalbenchError
 
@@ -174,45 +174,30 @@ class HearEncoder(Encoder):
             raise self._fail(f"get_scene_embeddings returned {tuple(emb.shape)}, expected {expected}")
         return emb.float()
 
+    def _frames(self, audio: torch.Tensor) -> Frames:
+        """Frames of equal-length clips ``(b, L)``, in HEAR's batch sizes; frames centred past the end are masked."""
+        n = audio.shape[1]
+        step = hear_batch_size(n / self.sample_rate, self.sample_rate)
+        embs, masks = [], []
+        for chunk in audio.float().contiguous().split(step):
+            if self.options.embedding == "scene":
+                emb = self._scene(chunk).unsqueeze(1)
+                mask = torch.ones(emb.shape[:2], dtype=torch.bool, device=emb.device)
+            else:
+                emb, stamps = self._timestamps(chunk, self.embed_dim)
+                mask = stamps <= n / self.sample_rate * 1000.0 + 1e-3
+                mask[:, 0] = True
+            embs.append(emb)
+            masks.append(mask)
+        return Frames(torch.cat(embs), torch.cat(masks))
+
     @torch.no_grad()
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> Frames:
-        """Frames ``(B, T, D)``: each clip trimmed to its valid length, equal lengths encoded together."""
-        n_max = waveforms.shape[1]
-        sizes = [min(max(int(n), 1), n_max) for n in lengths.tolist()]
-        groups: dict[int, list[int]] = {}
-        for i, n in enumerate(sizes):
-            groups.setdefault(n, []).append(i)
-        embs: list[torch.Tensor] = [waveforms.new_empty(0)] * len(sizes)
-        stamps: list[torch.Tensor | None] = [None] * len(sizes)
-        for n, rows in groups.items():
-            step = hear_batch_size(n / self.sample_rate, self.sample_rate)
-            for start in range(0, len(rows), step):
-                chunk = rows[start : start + step]
-                audio = waveforms[chunk, :n].float().contiguous()
-                if self.options.embedding == "scene":
-                    emb, ts = self._scene(audio).unsqueeze(1), None
-                else:
-                    emb, ts = self._timestamps(audio, self.embed_dim)
-                for j, i in enumerate(chunk):
-                    embs[i], stamps[i] = emb[j], (None if ts is None else ts[j])
-        return self._assemble(embs, stamps, sizes, waveforms)
+        """Frames ``(B, T, D)``: each clip trimmed to its valid length, equal lengths encoded together.
 
-    def _assemble(
-        self, embs: list[torch.Tensor], stamps: list[torch.Tensor | None], sizes: list[int], like: torch.Tensor
-    ) -> Frames:
-        """Stack per-clip frames, padding to the longest; mask frames centred beyond the clip's duration."""
-        t_max = max(e.shape[0] for e in embs)
-        out = like.new_zeros(len(embs), t_max, self.embed_dim)
-        mask = torch.zeros(len(embs), t_max, dtype=torch.bool, device=like.device)
-        for i, (emb, ts) in enumerate(zip(embs, stamps, strict=True)):
-            out[i, : emb.shape[0]] = emb
-            if ts is None:
-                mask[i, : emb.shape[0]] = True
-                continue
-            valid = ts <= sizes[i] / self.sample_rate * 1000.0 + 1e-3
-            valid[0] = True
-            mask[i, : emb.shape[0]] = valid
-        return Frames(out, mask)
+        The module never sees our zero padding, so a clip's embedding does not depend on its batch.
+        """
+        return encode_per_length(waveforms, lengths.clamp(min=1), self._frames)
 
 
 @dataclass(frozen=True)

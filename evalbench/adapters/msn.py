@@ -39,6 +39,7 @@ initialises from a torchvision ImageNet file on disk; nothing is downloaded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -46,7 +47,7 @@ from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
 
 from evalbench.adapters.base import Frames, FrozenEncoder, seeded
-from evalbench.adapters.checkpoints import check_keys, load_checkpoint
+from evalbench.adapters.checkpoints import check_keys, load_checkpoint, load_into
 from evalbench.adapters.normalize import FittedLogMel
 from evalbench.adapters.options.msn import MSNOptions
 from evalbench.adapters.vit import build_vit, pad_windows, pool_tokens, resize_windows, vit_forward, window_bounds
@@ -115,16 +116,15 @@ class MSNEncoder(FittedLogMel, FrozenEncoder):
 
     def load_weights(self, path: Path) -> None:
         """Load backbone weights from an evalbench checkpoint or a bare state dict (exact key check)."""
-        state, meta = load_checkpoint(path, strip_prefixes=("module.", "backbone."))
-        if meta.get("family") not in (None, FAMILY):
-            raise EvalbenchError(f"{path}: an evalbench checkpoint of family '{meta['family']}', not '{FAMILY}'")
-        if any(k.startswith("heads.") for k in state):
-            raise EvalbenchError(
-                f"{path}: looks like a torchvision ImageNet ViT (it has heads.* keys), not an MSN backbone; "
-                "set options.imagenet_weights to this file instead of checkpoint"
-            )
-        check_keys(self.backbone, state, path, FAMILY)
-        self.backbone.load_state_dict(state, strict=True)
+
+        def not_imagenet(state: Mapping[str, torch.Tensor]) -> None:
+            if any(k.startswith("heads.") for k in state):
+                raise EvalbenchError(
+                    f"{path}: looks like a torchvision ImageNet ViT (it has heads.* keys), not an MSN backbone; "
+                    "set options.imagenet_weights to this file instead of checkpoint"
+                )
+
+        load_into(self.backbone, path, FAMILY, strip_prefixes=("module.", "backbone."), check=not_imagenet)
 
     def load_imagenet(self, path: Path) -> None:
         """Initialise from a torchvision ImageNet ViT state dict (e.g. ``vit_b_32-d86f8d99.pth``) on disk.

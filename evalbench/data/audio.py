@@ -170,6 +170,8 @@ class ResampleCache:
     def get(self, name: tuple) -> np.ndarray | None:
         """The cached clip for ``name`` as float32, or None."""
         path = self._path(name)
+        if not path.is_file():
+            return None
         try:
             data, _ = sf.read(str(path), dtype="int16")
         except (sf.LibsndfileError, RuntimeError, OSError):

@@ -53,7 +53,7 @@ from tqdm import tqdm
 
 from evalbench import __version__
 from evalbench.data.prepare import builder_for, prepare
-from evalbench.errors import DatasetNotReadyError, EvalbenchError
+from evalbench.errors import DatasetNotReadyError, DownloadError, EvalbenchError
 from evalbench.specs.task import DownloadFile, SourceSpec, TaskSpec
 from evalbench.utils.hashing import sha256_file
 from evalbench.utils.io import atomic_write_json
@@ -65,10 +65,6 @@ CHUNK = 1 << 20
 VERIFIED = "verified.json"
 MARKER = "extracted.json"
 _TEMP_PREFIXES = (".extracting-", ".replaced-")
-
-
-class DownloadError(EvalbenchError):
-    """A download failed, did not match its pinned checksum, or could not be unpacked safely."""
 
 
 class _Retry(Exception):
