@@ -30,7 +30,7 @@ from evalbench import metrics as M
 from evalbench.data.splits import rotations, write_rotation
 from evalbench.data.task_data import TaskData
 from evalbench.embed.standardize import Standardizer
-from evalbench.errors import MetricUndefinedError
+from evalbench.errors import EvalbenchError, MetricUndefinedError
 from evalbench.registry import PROBES
 
 PROTOCOL_IDS = {"linear": "evalbench-linear-v1"}
@@ -63,6 +63,8 @@ class SealedLabels:
 
 def _all_metrics(names: list[str], y: np.ndarray, scores: np.ndarray, label_type: str) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
+    if not np.isfinite(scores).all():
+        raise EvalbenchError("the probe produced non-finite scores; no record is written (check the embeddings)")
     for name in names:
         try:
             out[name] = M.compute([name], y, scores, label_type)[name]
@@ -110,6 +112,8 @@ def evaluate_probe(
         One :class:`RunScore` per (seed, rotation).
     """
     task = data.task
+    if not np.isfinite(x).all():
+        raise EvalbenchError(f"task '{task.name}': the embeddings hold NaN or infinite values; no record is written")
     probe_cls = PROBES.get(probe)
     runs = []
     jobs = [(seed, rot) for seed in seeds for rot in rotations(data, seed)]

@@ -88,12 +88,17 @@ class Encoder(nn.Module):
 
 
 def valid_frames(lengths: torch.Tensor, n_frames: int, hop: int, win: int) -> torch.Tensor:
-    """Mask of centred STFT frames whose window lies inside the real signal.
+    """Mask of the centred STFT frames that belong to each clip when it is framed on its own.
 
-    With centred frames (frame t spans ``t*hop - win/2 .. t*hop + win/2``), a frame
-    is valid when its window ends at or before the clip's last real sample, so
-    its values do not depend on what follows the clip (zero padding or a longer
-    clip): encoding is batch-invariant.  The first frame is always kept.
+    A clip of ``L`` samples framed alone with centred windows (edge-reflected,
+    after zero-extending clips shorter than one window to ``win``) has
+    ``1 + max(L, win) // hop`` frames, the last ones reaching into the
+    reflection of its own end: those are part of the clip's true audio, never
+    padding.  Frames past that count exist only because evalbench padded the
+    clip (to the task unit or to the longest clip of the batch) and are
+    invalid.  Front ends that use this mask must compute each clip's own frames
+    exactly as if it were alone (:class:`~evalbench.adapters.frontend.LogMelFrontEnd`
+    reflects at each clip's own end), so encoding is batch-invariant.
 
     Args:
         lengths: ``(B,)`` valid samples per clip.
@@ -104,7 +109,7 @@ def valid_frames(lengths: torch.Tensor, n_frames: int, hop: int, win: int) -> to
     Returns:
         ``(B, T)`` bool mask.
     """
-    count = torch.div(lengths - win // 2, hop, rounding_mode="floor") + 1
+    count = torch.div(lengths.clamp(min=win), hop, rounding_mode="floor") + 1
     count = count.clamp(min=1, max=n_frames)
     return torch.arange(n_frames, device=lengths.device)[None, :] < count[:, None]
 

@@ -7,15 +7,16 @@ TASLP 2023; METHODS.md §1.2): 64-band log-mel → scalar normalisation
 (``mean_max`` in the encoder YAMLs: time mean + time max, summed).
 
 Batch invariance (PROTOCOL.md §4, flaw 6).  Clips in a batch are zero-padded
-to the longest one.  The returned mask marks an output frame valid only if its
-whole receptive field lies inside the clip's valid log-mel frames (those whose
-STFT window ends inside the clip, :meth:`LogMelFrontEnd.frame_mask`), so the
-pooled embedding of a clip is the same alone or padded in any batch.  Each conv
-block costs one frame at the right end (3×3 convolution) and halves the rest
-(max pool), so a clip of L valid log-mel frames keeps ``⌊(L − 1)/2⌋`` per block,
-about ``L/8 − 1`` output frames for v1 and ``L/4 − 1`` for v2.  If that leaves
-none (clips under 0.172 s for v1, 0.092 s for v2), the first output frame is kept valid:
-its values then depend on the padding, and such clips are not batch-invariant.
+to the longest one, and each is encoded exactly as if it were alone, with every
+one of its own frames kept: the front end reflects at each clip's own end
+(:class:`~evalbench.adapters.frontend.LogMelFrontEnd`), the normalised log-mel
+is zeroed past the clip's frames, and the network zeroes every conv input past
+the clip's (halving) length (:meth:`_AudioNTT.conv_maps`), which is what its
+own zero padding gives a clip alone.  A clip of L log-mel frames thus keeps
+``⌊L/8⌋`` output frames (v1) or ``⌊L/4⌋`` (v2), the frames at its true end
+included, as the reference evaluation computes them for an unpadded clip;
+only frames that exist because of padding are masked.  Clips under
+``2**blocks`` frames are zero-extended to that length, alone or batched.
 
 Checkpoints (METHODS.md §1.6): an official bare state dict
 (``pretrained_weights/AudioNTT2020-BYOLA-64x96d{512,1024,2048}.pth`` or
@@ -103,14 +104,17 @@ class ByolaEncoder(FittedLogMel, FrozenEncoder):
         Raises:
             RuntimeError: The normalisation was neither fitted nor fixed.
         """
-        spec = self._logmel(waveforms)
+        spec = self._logmel(waveforms, lengths)
         n_in = self.frontend.frame_mask(lengths, spec.shape[-1]).sum(1)
         x = self.normalizer(spec).unsqueeze(1)  # (B, 1, 64, T)
+        x = x * (torch.arange(x.shape[-1], device=x.device)[None, :] < n_in[:, None].to(x.device))[:, None, None, :]
+        # A clip under 2**blocks frames is zero-extended to that many (the pools need them), alone or batched.
+        n_net = n_in.clamp(min=self.net.downsample)
         short = self.net.downsample - x.shape[-1]
-        if short > 0:  # the pools need >= 2**blocks frames; the padded frames are invalid
+        if short > 0:
             x = F.pad(x, (0, short))
-        emb = self.net(x)
-        n_out = self.net.valid_output_frames(n_in).clamp(min=1, max=emb.shape[1])
+        emb = self.net(x, n_net)
+        n_out = self.net.valid_output_frames(n_net).clamp(min=1, max=emb.shape[1])
         mask = torch.arange(emb.shape[1], device=emb.device)[None, :] < n_out[:, None].to(emb.device)
         return Frames(emb, mask)
 

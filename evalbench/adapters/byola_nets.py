@@ -95,26 +95,41 @@ class _AudioNTT(nn.Module):
         return 2**self.n_blocks
 
     def valid_output_frames(self, n_valid: torch.Tensor) -> torch.Tensor:
-        """Number of output frames whose receptive field lies inside ``n_valid`` input frames.
+        """Output frames of a clip of ``n_valid`` input frames encoded alone: ``n // 2**n_blocks``.
 
-        Each block maps a prefix of ``n`` valid frames to ``floor((n − 1) / 2)``:
-        the 3×3 convolution (zero padding 1) needs the next frame, so it loses one
-        at the right end, and the stride-2 max pool keeps an output only when both
-        of its inputs are valid.  The left edge needs no correction: there the
-        convolution's zero padding is the same for every clip.  Frames past the
-        returned count depend on what follows the clip (padding or a longer clip
-        in the batch).
+        Each block's stride-2 max pool floors the length.  :meth:`conv_maps`
+        with ``n_valid`` reproduces, in a padded batch, exactly the maps of each
+        clip encoded alone, so these frames are all valid.
 
         Args:
             n_valid: Valid input (log-mel) frame counts, any integer tensor.
 
         Returns:
-            Valid output frame counts (may be 0 for very short clips).
+            Valid output frame counts (0 for clips under ``downsample`` frames).
         """
-        n = n_valid.clone()
-        for _ in range(self.n_blocks):
-            n = torch.div(n - 1, 2, rounding_mode="floor").clamp(min=0)
-        return n
+        return torch.div(n_valid, self.downsample, rounding_mode="floor")
+
+    def conv_maps(self, x: torch.Tensor, n_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Conv feature maps ``(B, C, F', T')`` of ``x`` ``(B, 1, F, T)``.
+
+        With ``n_valid`` (valid input frames per clip), time steps at and past a
+        clip's own length are zeroed before every convolution and the length
+        halves at every pool: a 3×3 convolution then sees at each clip's end the
+        same zeros its own zero padding gives the clip encoded alone, so the
+        first ``valid_output_frames(n_valid)`` output frames equal the clip's
+        frames computed alone, whatever follows it in the batch.
+        """
+        if n_valid is None:
+            return self.features(x)
+        n = n_valid.to(x.device)
+        steps = torch.arange(x.shape[-1], device=x.device)
+        for layer in self.features:
+            if isinstance(layer, nn.Conv2d):
+                x = x * (steps[: x.shape[-1]][None, :] < n[:, None]).to(x.dtype)[:, None, None, :]
+            x = layer(x)
+            if isinstance(layer, nn.MaxPool2d):
+                n = torch.div(n, 2, rounding_mode="floor")
+        return x
 
 
 class AudioNTT2020(_AudioNTT):
@@ -128,9 +143,9 @@ class AudioNTT2020(_AudioNTT):
         super().__init__(n_blocks=3, width=d)
         self.embed_dim = d
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Frames ``(B, T/8, d)`` of a normalised log-mel batch ``(B, 1, 64, T)``."""
-        return self.fc(_to_frames(self.features(x)))
+    def forward(self, x: torch.Tensor, n_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames ``(B, T/8, d)`` of a normalised log-mel batch ``(B, 1, 64, T)`` (``n_valid``: :meth:`conv_maps`)."""
+        return self.fc(_to_frames(self.conv_maps(x, n_valid)))
 
 
 class AudioNTT2022(_AudioNTT):
@@ -144,9 +159,12 @@ class AudioNTT2022(_AudioNTT):
         super().__init__(n_blocks=2, width=width)
         self.embed_dim = self.fc[0].in_features + width
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Frames ``(B, T/4, 1024 + width)``: conv features, then MLP output, per frame."""
-        local = _to_frames(self.features(x))
+    def forward(self, x: torch.Tensor, n_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Frames ``(B, T/4, 1024 + width)``: conv features, then the MLP's output, per frame.
+
+        ``n_valid``: see :meth:`conv_maps`.
+        """
+        local = _to_frames(self.conv_maps(x, n_valid))
         return torch.cat([local, self.fc(local)], dim=-1)
 
 

@@ -42,5 +42,5 @@ class LogMelStatsEncoder(Encoder):
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> Frames:
         """Log-mel frames ``(B, T, n_mels)`` and their validity mask."""
-        logmel = self.frontend(waveforms).transpose(1, 2)
+        logmel = self.frontend(waveforms, lengths).transpose(1, 2)
         return Frames(logmel, self.frontend.frame_mask(lengths, logmel.shape[1]))

@@ -186,7 +186,7 @@ class MSNEncoder(FittedLogMel, FrozenEncoder):
         Raises:
             RuntimeError: The normalisation was neither fitted nor fixed.
         """
-        spec = self.normalizer(self._logmel(waveforms))
+        spec = self.normalizer(self._logmel(waveforms, lengths))
         n_valid = self.frontend.frame_mask(lengths.to(spec.device), spec.shape[-1]).sum(1).tolist()
         size, min_tail = self.options.window_frames, self.options.min_tail_frames
         windows, owner, slot = [], [], []

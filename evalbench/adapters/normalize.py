@@ -3,8 +3,9 @@
 BYOL-A (Niizumi et al., IJCNN 2021 / TASLP 2023) and the MSN-audio port
 normalise log-mel input as x̃ = (x − μ)/σ with a *single* mean and standard
 deviation computed over the downstream task's training clips (EVAR uses at most
-5,000 clips; PROTOCOL.md §2.1 item 3).  This module computes μ and σ over the
-valid (unpadded) frames only, and keeps them as plain floats so they can be
+5,000 clips; PROTOCOL.md §2.1 item 3).  This module computes μ and σ over every
+frame of each training clip framed on its own (its padding excluded, the
+frames at its true end included), and keeps them as plain floats so they can be
 stored in the embedding-cache key and the run record.
 """
 
@@ -97,23 +98,16 @@ class FittedLogMel:
         self.normalizer = LogMelNormalizer(norm_mean, norm_std)
         self.needs_fit = norm_mean is None
 
-    def _logmel(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Log-mel ``(B, F, T)``; audio shorter than one FFT window is zero-padded first.
-
-        The padding only touches frames that are invalid anyway, and lets the
-        centred (reflect-padded) STFT accept very short clips.
-        """
-        short = self.frontend.options.n_fft - waveforms.shape[-1]
-        if short > 0:
-            waveforms = torch.nn.functional.pad(waveforms, (0, short))
-        return self.frontend(waveforms)
+    def _logmel(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-mel ``(B, F, T)``, each clip framed as if alone (clips under one window zero-extended)."""
+        return self.frontend(waveforms, lengths)
 
     def _n_valid(self, n_samples: int, n_frames: int) -> int:
-        """Valid log-mel frames of one clip of ``n_samples`` samples (at least 1)."""
+        """Log-mel frames of one clip of ``n_samples`` samples framed alone (every one of them, at least 1)."""
         return int(self.frontend.frame_mask(torch.tensor([n_samples]), n_frames).sum())
 
     def fit(self, clips: Iterable[torch.Tensor]) -> None:
-        """Fit the scalar log-mel mean/std on training clips (valid frames only); no-op with fixed statistics.
+        """Fit the scalar log-mel mean/std on every frame of the training clips; no-op with fixed statistics.
 
         Args:
             clips: 1-D waveforms at the adapter's rate, each trimmed to its valid length.

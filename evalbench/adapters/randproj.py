@@ -49,5 +49,5 @@ class RandomProjectionEncoder(Encoder):
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> Frames:
         """Projected frames ``(B, T, dim)`` and their validity mask."""
-        logmel = self.frontend(waveforms).transpose(1, 2)
+        logmel = self.frontend(waveforms, lengths).transpose(1, 2)
         return Frames(logmel @ self.weight, self.frontend.frame_mask(lengths, logmel.shape[1]))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from evalbench.errors import EvalbenchError
+
 
 def add_catalog(sub: argparse._SubParsersAction, kind: str, description: str, handler) -> argparse._SubParsersAction:
     """Add ``<kind>s list|show NAME|validate [FILES]`` with spec-folder options.
@@ -42,3 +44,25 @@ def add_dirs(
     if specs:
         parser.add_argument("--tasks-dir", help="task specs (default: <project>/tasks)")
         parser.add_argument("--encoders-dir", help="encoder specs (default: <project>/encoders)")
+
+
+def resolve_pipeline_args(args: argparse.Namespace) -> tuple[list, list]:
+    """The encoder and task specs named by ``--encoder``/``--checkpoint``/``--tasks`` (``run``, ``embed``).
+
+    Raises:
+        EvalbenchError: Bad ``--batch-size``/``--workers``, unknown names, or
+            ``--checkpoint`` with other than one encoder.
+    """
+    from evalbench import paths
+    from evalbench.specs.encoder import resolve_encoders, with_checkpoint
+    from evalbench.specs.task import resolve_tasks
+
+    if args.batch_size < 1 or args.workers < 0:
+        raise EvalbenchError("--batch-size must be >= 1 and --workers >= 0")
+    encoders = resolve_encoders(args.encoder, paths.encoders_dir(args.encoders_dir))
+    if args.checkpoint is not None:
+        if len(encoders) != 1:
+            names = ", ".join(e.name for e in encoders)
+            raise EvalbenchError(f"--checkpoint needs exactly one --encoder, got {len(encoders)} ({names})")
+        encoders = [with_checkpoint(encoders[0], args.checkpoint)]
+    return encoders, resolve_tasks(args.tasks, paths.tasks_dir(args.tasks_dir))

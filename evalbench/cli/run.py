@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from evalbench.cli.common import add_dirs
+from evalbench.cli.common import add_dirs, resolve_pipeline_args
 from evalbench.errors import EvalbenchError
 
 
@@ -58,18 +58,8 @@ def handle(args: argparse.Namespace) -> int:
     """Resolve names and folders, then call :func:`evalbench.evaluate.run`."""
     from evalbench import paths
     from evalbench.evaluate import RunConfig, run
-    from evalbench.specs.encoder import resolve_encoders, with_checkpoint
-    from evalbench.specs.task import resolve_tasks
 
-    if args.batch_size < 1 or args.workers < 0:
-        raise EvalbenchError("--batch-size must be >= 1 and --workers >= 0")
-    encoders = resolve_encoders(args.encoder, paths.encoders_dir(args.encoders_dir))
-    if args.checkpoint is not None:
-        if len(encoders) != 1:
-            names = ", ".join(e.name for e in encoders)
-            raise EvalbenchError(f"--checkpoint needs exactly one --encoder, got {len(encoders)} ({names})")
-        encoders = [with_checkpoint(encoders[0], args.checkpoint)]
-    tasks = resolve_tasks(args.tasks, paths.tasks_dir(args.tasks_dir))
+    encoders, tasks = resolve_pipeline_args(args)
     cfg = RunConfig(
         data_root=paths.data_root(args.data_root),
         cache_dir=paths.cache_root(args.cache_dir),

@@ -15,6 +15,7 @@ from evalbench.errors import EvalbenchError, SpecError
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
     actions = add_catalog(sub, "task", __doc__, handle)
+    add_dirs(actions.choices["validate"], data=True, specs=False)
     cat = actions.add_parser(
         "catalog",
         help="render tasks/README.md (task table and how to obtain each dataset)",
@@ -30,17 +31,43 @@ def _split(spec) -> str:
     return "train/valid/test" if s.type == "fixed" else f"{s.folds}-fold ({s.validation.rule})"
 
 
-def validate_all(tasks_dir: Path, files: list[Path] | None = None) -> list[str]:
-    """Error messages of all invalid task/suite files (empty if all are valid)."""
+def check_prepared(task, data_root: Path | None) -> str | None:
+    """The error of a task's prepared metadata against its spec (labels, splits, classes), if prepared.
+
+    Only metadata is read (no audio, no torch): the checks of
+    :func:`evalbench.data.task_data.build_task_data`, e.g. a class with no
+    training clips.
+    """
+    from evalbench.data.metadata import is_prepared, read_prepared
+    from evalbench.data.task_data import build_task_data
+    from evalbench.errors import DataError
+
+    root = Path(data_root) / task.dataset_name if data_root is not None else None
+    if root is None or not is_prepared(root):
+        return None
+    try:
+        build_task_data(task, read_prepared(root, check_content=False))
+    except DataError as exc:
+        return f"task '{task.name}': prepared data: {exc}"
+    return None
+
+
+def validate_all(tasks_dir: Path, files: list[Path] | None = None, data_root: Path | None = None) -> list[str]:
+    """Error messages of all invalid task/suite files, and of prepared datasets that contradict their task."""
     from evalbench.specs.task import parse_suite_file, parse_task_file, suite_files, task_files
 
     errors = []
     names = set()
     for path in files or task_files(tasks_dir):
         try:
-            names.add(parse_task_file(path).name)
+            task = parse_task_file(path)
+            names.add(task.name)
         except SpecError as exc:
             errors.append(str(exc))
+            continue
+        problem = check_prepared(task, data_root)
+        if problem:
+            errors.append(problem)
     if not files:
         for path in suite_files(tasks_dir):
             try:
@@ -106,7 +133,7 @@ def handle(args: argparse.Namespace) -> int:
         print(f"# {spec.source_path}  (spec sha256 {spec.sha256[:16]})")
         print(yaml.safe_dump(to_dict(spec), sort_keys=False, allow_unicode=True).rstrip())
         return 0
-    errors = validate_all(tasks_dir, args.files or None)
+    errors = validate_all(tasks_dir, args.files or None, paths.data_root(args.data_root))
     for e in errors:
         print(f"INVALID {e}")
     if errors:

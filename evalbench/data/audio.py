@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -31,28 +32,104 @@ import soundfile as sf
 
 from evalbench.errors import AudioDecodeError
 
-RESAMPLE_METHOD = "torchaudio-sinc, 16-bit cached"  # part of the embedding-cache key
+RESAMPLE_METHOD = "torchaudio-sinc, float32 cached"  # part of the embedding-cache key
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode an audio file to mono float32.
+def wav_truncated(path: Path) -> str:
+    """Describe a RIFF/WAVE file whose ``data`` chunk is cut short, or return "".
+
+    Reads only the chunk headers, so it costs a few small reads whatever the
+    file size.  libsndfile decodes such a file without complaint (it returns the
+    samples that are there), which is why both ``data verify`` and every decode
+    in ``run`` apply this check.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return ""
+            size = os.fstat(fh.fileno()).st_size
+            while True:
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return ""
+                name, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if name == b"data":
+                    have = size - fh.tell()
+                    return f"data chunk declares {length} bytes, file holds {have}" if have < length else ""
+                fh.seek(length + (length & 1), 1)
+    except OSError:
+        return ""
+
+
+def decode(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode an audio file to float32 ``(n, channels)`` with no checks on the content.
+
+    Raises:
+        AudioDecodeError: The file is missing, not a file, or undecodable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "not found"
+        raise AudioDecodeError(f"{path}: audio file {what}; restore it, or re-run the dataset's prepare step")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises several types for non-audio input
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudioDecodeError(f"{path}: cannot decode audio ({msg[:200]}); replace or exclude the file") from None
+    return data, int(sr)
+
+
+def content_problem(
+    path: str | Path, data: np.ndarray, sr: int, min_seconds: float = 0.0, max_seconds: float | None = None
+) -> tuple[str, str] | None:
+    """The first reason decoded audio must not be used, as ``(kind, detail)``, or None.
+
+    The checks shared by ``data verify`` and every decode in ``run``: a WAV
+    whose header declares more data than the file holds (``truncated``), no
+    samples (``empty``), NaN or infinite samples (``nonfinite``: they would
+    poison fitted input statistics and every embedding), and a duration outside
+    the spec's ``dataset.min_seconds`` / ``max_seconds``.
+    """
+    if Path(path).suffix.lower() == ".wav":
+        truncated = wav_truncated(Path(path))
+        if truncated:
+            return "truncated", truncated
+    if data.shape[0] == 0:
+        return "empty", "no samples"
+    finite = np.isfinite(data)
+    if not finite.all():
+        return "nonfinite", f"{int((~finite).sum())} NaN or infinite sample(s)"
+    seconds = data.shape[0] / sr
+    if seconds < min_seconds:
+        return "too_short", f"{seconds:.3f} s < {min_seconds} s"
+    if max_seconds is not None and seconds > max_seconds:
+        return "too_long", f"{seconds:.3f} s > {max_seconds} s"
+    return None
+
+
+def read_audio(path: str | Path, min_seconds: float = 0.0, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode an audio file to mono float32, refusing damaged audio.
+
+    Args:
+        path: Audio file.
+        min_seconds: Shortest acceptable duration (the spec's ``dataset.min_seconds``).
+        max_seconds: Longest acceptable duration, or None.
 
     Returns:
         ``(samples, sample_rate)`` with ``samples`` of shape ``(n,)``.
 
     Raises:
-        AudioDecodeError: The file is missing, undecodable or empty.
+        AudioDecodeError: The file is missing, undecodable, truncated, empty,
+            holds non-finite samples or has an implausible duration; the
+            message names the file and the problem.
     """
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise AudioDecodeError(f"{path}: audio file not found; re-run the dataset's prepare step") from None
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioDecodeError(f"{path}: cannot decode audio ({msg}); replace or exclude the file") from None
-    if data.shape[0] == 0:
-        raise AudioDecodeError(f"{path}: audio file has no samples; replace or exclude the file")
-    return data.mean(axis=1) if data.shape[1] > 1 else data[:, 0], int(sr)
+    data, sr = decode(path)
+    problem = content_problem(path, data, sr, min_seconds, max_seconds)
+    if problem is not None:
+        kind, detail = problem
+        raise AudioDecodeError(f"{path}: {kind.replace('_', ' ')} audio ({detail}); replace or exclude the file")
+    return data.mean(axis=1) if data.shape[1] > 1 else data[:, 0], sr
 
 
 def crop_start(n_have: int, n_want: int, policy: str, key: str, seed: int) -> int:
@@ -105,40 +182,47 @@ def load_clip(
     seed: int,
     resampler: Resampler,
     cache: ResampleCache | None = None,
+    content: str = "",
+    bounds: tuple[float, float | None] = (0.0, None),
 ) -> tuple[np.ndarray, int]:
-    """Decode, mono-mix, crop, resample and pad one clip to the task unit.
+    """Decode, check, mono-mix, crop, resample and pad one clip to the task unit.
 
     Args:
         path: Audio file.
-        key: Stable identifier of the clip (its relative path), for the random
-            crop and the resample cache.
+        key: Stable identifier of the clip (its relative path), for the random crop.
         clip_seconds: Unit length.
         target_sr: Encoder sample rate.
         policy: Crop policy.
         seed: Seed of the random crop.
         resampler: Kernel cache.
-        cache: Resampled-clip cache; when given, a clip that needs resampling is
-            read from it or computed, quantised to 16 bits and stored, and the
-            quantised values are used either way (identical cold and warm).
+        cache: Resampled-clip cache; when given (with ``content``), a clip that
+            needs resampling is read from it or computed and stored losslessly.
+        content: SHA-256 of the file's bytes (from the prepared dataset's content
+            index); it names the cache entry, so a clip edited in place misses.
+        bounds: Plausible duration ``(min_seconds, max_seconds)`` from the spec.
 
     Returns:
         ``(samples, valid_length)``: ``samples`` has exactly
         ``round(clip_seconds * target_sr)`` float32 values; entries from
         ``valid_length`` on are zero padding.
+
+    Raises:
+        AudioDecodeError: The file is missing, undecodable or damaged (:func:`read_audio`).
     """
     n_target = max(1, round(clip_seconds * target_sr))
-    name = (key, clip_seconds, target_sr, policy, seed)
-    cached = cache.get(name) if cache is not None else None
+    name = (content, key, clip_seconds, target_sr, policy, seed)
+    use_cache = cache is not None and bool(content)
+    cached = cache.get(name) if use_cache else None
     if cached is None:
-        wav, sr = read_audio(path)
+        wav, sr = read_audio(path, *bounds)
         n_native = max(1, round(clip_seconds * sr))
         start = crop_start(len(wav), n_native, policy, key, seed)
         wav = wav[start : start + n_native]
         valid_native = len(wav)
         if sr != target_sr:
             wav = resampler(wav, sr, target_sr)[: min(n_target, math.ceil(valid_native * target_sr / sr))]
-            if cache is not None:
-                wav = cache.put(name, wav)
+            if use_cache:
+                cache.put(name, wav)
         cached = wav
     valid = min(n_target, len(cached))
     out = np.zeros(n_target, dtype=np.float32)
@@ -147,25 +231,27 @@ def load_clip(
 
 
 class ResampleCache:
-    """Resampled clips (cropped to the unit) stored once per target rate as 16-bit WAV.
+    """Resampled clips (cropped to the unit) stored once per target rate, losslessly.
 
-    The entry of a clip is named by a hash of the dataset fingerprint, its
-    relative path, the unit, the target rate and the crop policy and seed.  The
-    stored samples are the resampled float values quantised to 16 bits, which
-    is also what the computing run uses, so a cached and a freshly computed clip
-    are bit-identical.  Writes are atomic.
+    An entry is named by a hash of the clip's content hash, its relative path,
+    the unit, the target rate and the crop policy and seed, so editing a file
+    in place (new content hash) misses and only that clip is recomputed.  The
+    samples are stored as float32 ``.npy``: exactly the values the computing run
+    uses, so cold and warm runs are bit-identical, and nothing is rounded or
+    clipped (a resampled clip may overshoot full scale: the sinc kernel rings).
+    Writes are atomic (temporary file, then rename); a damaged entry fails to
+    load and is recomputed.
 
     Args:
         root: Cache folder (``<cache_dir>/audio``).
-        dataset: Fingerprint of the prepared dataset.
     """
 
-    def __init__(self, root: Path, dataset: str) -> None:
-        self.root, self.dataset = Path(root), dataset
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
 
     def _path(self, name: tuple) -> Path:
-        digest = hashlib.sha256(repr((self.dataset, *name)).encode()).hexdigest()
-        return self.root / f"{name[2]}Hz" / digest[:2] / f"{digest[2:34]}.wav"
+        digest = hashlib.sha256(repr(name).encode()).hexdigest()
+        return self.root / f"{name[3]}Hz" / digest[:2] / f"{digest[2:34]}.npy"
 
     def get(self, name: tuple) -> np.ndarray | None:
         """The cached clip for ``name`` as float32, or None."""
@@ -173,17 +259,17 @@ class ResampleCache:
         if not path.is_file():
             return None
         try:
-            data, _ = sf.read(str(path), dtype="int16")
-        except (sf.LibsndfileError, RuntimeError, OSError):
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
             return None
-        return data.astype(np.float32) / 32768.0
+        if data.dtype != np.float32 or data.ndim != 1 or not np.isfinite(data).all():
+            return None
+        return data
 
-    def put(self, name: tuple, wav: np.ndarray) -> np.ndarray:
-        """Quantise ``wav`` to 16 bits, store it, and return the quantised float32 samples."""
-        q = np.clip(np.round(np.asarray(wav, dtype=np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+    def put(self, name: tuple, wav: np.ndarray) -> None:
+        """Store ``wav`` (float32) for ``name`` atomically."""
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        sf.write(str(tmp), q, name[2], subtype="PCM_16", format="WAV")
+        np.save(tmp, np.ascontiguousarray(wav, dtype=np.float32), allow_pickle=False)
         os.replace(tmp, path)
-        return q.astype(np.float32) / 32768.0

@@ -13,7 +13,7 @@ from pathlib import Path
 from evalbench.data.builders import DatasetBuilder
 from evalbench.data.metadata import PreparedDataset, is_prepared, read_info, read_prepared, write_prepared
 from evalbench.data.task_data import TaskData, build_task_data
-from evalbench.errors import DatasetNotReadyError
+from evalbench.errors import DataError, DatasetNotReadyError
 from evalbench.registry import BUILDERS
 from evalbench.specs.task import TaskSpec
 
@@ -64,12 +64,19 @@ def prepare(
     return read_prepared(dest), True
 
 
-def open_task_data(task: TaskSpec, data_root: Path) -> TaskData:
+def open_task_data(task: TaskSpec, data_root: Path, require_files: bool = True) -> TaskData:
     """Open a task's prepared dataset, generating embedded datasets on first use.
+
+    Args:
+        task: Task spec.
+        data_root: Data root.
+        require_files: Fail when a listed file is missing (``run``); ``verify``
+            passes False to report every missing file itself.
 
     Raises:
         DatasetNotReadyError: A non-embedded dataset is not prepared; the message
             gives the exact command to prepare it.
+        DataError: A listed audio file is missing, or the metadata contradicts the spec.
     """
     builder = builder_for(task)
     dest = dataset_dir(task, data_root)
@@ -81,5 +88,11 @@ def open_task_data(task: TaskSpec, data_root: Path) -> TaskData:
         raise DatasetNotReadyError(
             f"task '{task.name}': dataset '{task.dataset_name}' is not prepared under {Path(data_root)}; "
             f"run: {builder.instructions(task)}"
+        )
+    missing = dataset.missing
+    if require_files and missing:
+        raise DataError(
+            f"{dataset.audio_root / missing[0]}: audio file not found ({len(missing)} listed file(s) missing); "
+            f"restore it or prepare the dataset again; `evalbench data verify {task.name}` lists every problem"
         )
     return build_task_data(task, dataset)

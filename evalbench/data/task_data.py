@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalbench.data.metadata import PreparedDataset
+from evalbench.data.metadata import MISSING, PreparedDataset
 from evalbench.errors import DataError
 from evalbench.specs.task import TaskSpec
 
@@ -141,5 +141,68 @@ def build_task_data(task: TaskSpec, dataset: PreparedDataset) -> TaskData:
         empty = [s for s in SPLITS if not (split == s).any()]
         if empty:
             raise DataError(f"{where}: split(s) {empty} have no clips")
+    _check_training_classes(task, classes, y, split, fold, where)
+    if dataset.content and not task.dataset.allow_duplicate_audio:
+        _check_duplicate_audio(meta["file_name"].tolist(), dataset.content, split, fold, where)
     groups = (meta["group"] if "group" in meta.columns else meta["file_name"]).to_numpy(dtype=object)
     return TaskData(task, dataset, meta["file_name"].tolist(), classes, y, groups, split, fold)
+
+
+def _check_training_classes(
+    task: TaskSpec, classes: list[str], y: np.ndarray, split: np.ndarray | None, fold: np.ndarray | None, where: Path
+) -> None:
+    """Every class must have training clips in every rotation, unless the spec allows it.
+
+    A probe never trained on a class cannot predict it, and its test clips then
+    only lower the score by an amount that depends on how many there are; the
+    foundation accepted such tasks silently.  For fixed splits the training
+    split must hold each class; for k-fold tasks each class needs clips outside
+    every fold (the other folds train when that fold is tested).
+
+    Raises:
+        DataError: Naming the class, the split or fold, and where its clips are.
+    """
+    hot = y if y.ndim == 2 else np.eye(len(classes), dtype=np.float32)[y]
+    allowed = set(task.labels.allow_missing_in_train)
+    if split is not None:
+        parts = {s: split == s for s in SPLITS}
+        lacking = [(c, "train") for c in range(len(classes)) if not hot[parts["train"], c].any()]
+    else:
+        assert fold is not None
+        parts = {f"fold {k}": fold == k for k in range(1, task.splits.folds + 1)}
+        lacking = [(c, name) for name, rows in parts.items() for c in range(len(classes)) if not hot[~rows, c].any()]
+    for c, part in lacking:
+        if classes[c] in allowed:
+            continue
+        present = ", ".join(f"{name} {int(hot[rows, c].sum())}" for name, rows in parts.items() if hot[rows, c].any())
+        if split is not None:
+            problem = f"class '{classes[c]}' has no clips in split 'train'"
+        else:
+            problem = f"class '{classes[c]}' has no training clips when {part} is the test fold"
+        raise DataError(
+            f"{where}: {problem} (clips: {present or 'none at all'}); a probe cannot learn it. Fix the metadata, "
+            f"drop the class from labels.classes, or list it in labels.allow_missing_in_train of task '{task.name}'"
+        )
+
+
+def _check_duplicate_audio(
+    files: list[str], content: dict[str, str], split: np.ndarray | None, fold: np.ndarray | None, where: Path
+) -> None:
+    """Refuse byte-identical audio on both sides of a split (a leak from training into test).
+
+    Raises:
+        DataError: Naming both files and their splits or folds.
+    """
+    part = split if split is not None else np.array([f"fold {k}" for k in fold], dtype=object)
+    first: dict[str, int] = {}
+    for i, name in enumerate(files):
+        sha = content.get(name)
+        if sha is None or sha == MISSING:
+            continue
+        j = first.setdefault(sha, i)
+        if j != i and part[j] != part[i]:
+            raise DataError(
+                f"{where}: '{files[j]}' ({part[j]}) and '{name}' ({part[i]}) have identical audio; the same clip on "
+                "both sides of a split leaks training data into evaluation. Remove one, or set "
+                "dataset.allow_duplicate_audio: true in the task spec if that is intended"
+            )

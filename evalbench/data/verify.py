@@ -2,8 +2,8 @@
 
 Each clip listed in the canonical metadata is opened and fully decoded.  A file
 is a *problem* when it is missing, undecodable, truncated (a WAV whose data
-chunk is shorter than its header declares), empty, digitally silent (every
-sample zero), or shorter/longer than the spec's ``dataset.min_seconds`` /
+chunk is shorter than its header declares), empty, holds NaN or infinite
+samples, is digitally silent (every sample zero), or shorter/longer than the spec's ``dataset.min_seconds`` /
 ``max_seconds``.  The report names every problem file, lists the spec's
 known-bad exclusions (removed at prepare time, never silently) and counts clips
 per class and split or fold.  Nothing is dropped: a problem must be fixed or
@@ -12,18 +12,18 @@ excluded in the spec.
 
 from __future__ import annotations
 
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 from tqdm import tqdm
 
+from evalbench.data.audio import content_problem, decode
 from evalbench.data.prepare import open_task_data
 from evalbench.data.task_data import TaskData
+from evalbench.errors import AudioDecodeError
 from evalbench.specs.task import TaskSpec
 
 
@@ -32,7 +32,7 @@ class Problem:
     """One bad file: path, kind and detail."""
 
     path: str
-    kind: str  # missing | unreadable | truncated | empty | silent | too_short | too_long
+    kind: str  # missing | unreadable | truncated | empty | nonfinite | silent | too_short | too_long
     detail: str
 
 
@@ -52,50 +52,25 @@ class VerifyReport:
         return not self.problems
 
 
-def wav_truncated(path: Path) -> str:
-    """Describe a RIFF/WAVE file whose ``data`` chunk is cut short, or return ""."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return ""
-            size = path.stat().st_size
-            while True:
-                chunk = fh.read(8)
-                if len(chunk) < 8:
-                    return ""
-                name, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-                if name == b"data":
-                    have = size - fh.tell()
-                    return f"data chunk declares {length} bytes, file holds {have}" if have < length else ""
-                fh.seek(length + (length & 1), 1)
-    except OSError:
-        return ""
-
-
 def check_file(path: Path, min_seconds: float, max_seconds: float | None) -> Problem | None:
-    """The problem with one audio file, or None if it is fine."""
-    if not path.is_file():
-        return Problem(str(path), "missing", "listed in the metadata but not on disk")
-    if path.stat().st_size == 0:
+    """The problem with one audio file, or None if it is fine.
+
+    The same decode and checks as every decode in ``run``
+    (:func:`evalbench.data.audio.content_problem`), plus digital silence, which
+    ``run`` accepts (silence is valid audio) but is worth a look.
+    """
+    if path.is_file() and path.stat().st_size == 0:
         return Problem(str(path), "empty", "zero-length file")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises several types for non-audio input
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return Problem(str(path), "unreadable", msg[:200])
-    truncated = wav_truncated(path) if path.suffix.lower() == ".wav" else ""
-    if truncated:
-        return Problem(str(path), "truncated", truncated)
-    if data.shape[0] == 0:
-        return Problem(str(path), "empty", "no samples")
+        data, sr = decode(path)
+    except AudioDecodeError as exc:
+        kind = "missing" if not path.exists() else "unreadable"
+        return Problem(str(path), kind, str(exc).split(": ", 1)[-1])
+    found = content_problem(path, data, sr, min_seconds, max_seconds)
+    if found is not None:
+        return Problem(str(path), *found)
     if not np.any(data):
         return Problem(str(path), "silent", "every sample is zero")
-    seconds = data.shape[0] / sr
-    if seconds < min_seconds:
-        return Problem(str(path), "too_short", f"{seconds:.3f} s < {min_seconds} s")
-    if max_seconds is not None and seconds > max_seconds:
-        return Problem(str(path), "too_long", f"{seconds:.3f} s > {max_seconds} s")
     return None
 
 
@@ -116,7 +91,7 @@ def verify_task(task: TaskSpec, data_root: Path, threads: int = 4) -> VerifyRepo
     Raises:
         DatasetNotReadyError: The dataset is not prepared.
     """
-    data = open_task_data(task, data_root)
+    data = open_task_data(task, data_root, require_files=False)
     paths = [data.path(i) for i in range(data.n)]
     lo, hi = task.dataset.min_seconds, task.dataset.max_seconds
     with ThreadPoolExecutor(max_workers=threads) as pool:

@@ -1,33 +1,65 @@
-"""On-disk cache of clip embeddings.
+"""On-disk cache of clip embeddings and fitted encoder state.
 
-One entry per (encoder fingerprint, task, part), where a part is a split
+One entry per (encoder, task, part, key), where a part is a split
 (train/valid/test) or a fold.  The key hashes everything upstream of the probe
 and nothing else (PROTOCOL.md §4, flaw 5): adapter, adapter code version,
-adapter options, pooling, checkpoint *content* hash, fitted input statistics,
-task name and version, the dataset fingerprint, the part's file list, and the
-audio preprocessing (rate, unit, crop policy and seed).  Probe settings and
-batch sizes never enter it.
+adapter options, pooling, checkpoint *content* hash, what the input statistics
+were fitted from, task name and version, the content hash of every clip of the
+part, and the audio preprocessing (rate, unit, crop policy and seed).  Probe
+settings and batch sizes never enter it.
 
-Layout: ``<root>/<encoder>/<task>/<part>.<key16>.npy`` (float32, memory-mappable)
-plus ``.json`` manifest.  The array is written first and the manifest last, both
-atomically; an entry counts only if its manifest exists and matches the array's
-size, so an interrupted write is a miss, never a half-read.
+Layout: ``<root>/<encoder>/<task>/<part>.<key[:16]>.npy`` (float32,
+memory-mappable) plus ``<part>.<key[:16]>.json``, its manifest (full key, shape,
+SHA-256 of the array file, the fitted state the array was computed with), so
+entries of different keys sit side by side.  The array is written first and the
+manifest last, both atomically.  A load verifies that the manifest's full key is
+the one asked for and that the array file's SHA-256 matches the manifest; any
+disagreement (an interrupted write, a damaged or replaced file) is reported as a
+warning and treated as a miss, so the entry is recomputed, never read wrong.
+
+Fitted states (e.g. BYOL-A's log-mel statistics) are cached as
+``fit.<key[:16]>.json`` and must be finite; a non-finite state is never stored.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from evalbench.utils.hashing import sha256_json
+from evalbench.errors import EvalbenchError
+from evalbench.utils.hashing import sha256_file, sha256_json
 from evalbench.utils.io import atomic_save_npy, atomic_write_json
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+FIT_RTOL = 1e-4  # fitted statistics recomputed elsewhere agree to ~1e-8; more means different data
 log = logging.getLogger(__name__)
+
+
+def states_agree(a: dict[str, Any], b: dict[str, Any], rtol: float = FIT_RTOL) -> bool:
+    """True if two fitted states have the same keys and numbers equal within ``rtol``."""
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(x, int | float) and isinstance(y, int | float):
+            if not math.isclose(x, y, rel_tol=rtol, abs_tol=rtol):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def _finite(state: Any) -> bool:
+    if isinstance(state, dict):
+        return all(_finite(v) for v in state.values())
+    if isinstance(state, list | tuple):
+        return all(_finite(v) for v in state)
+    return not isinstance(state, float) or math.isfinite(state)
 
 
 class EmbeddingCache:
@@ -45,54 +77,67 @@ class EmbeddingCache:
         """Cache key: SHA-256 of the canonical JSON of ``payload`` plus the format version."""
         return sha256_json({"cache_format": CACHE_FORMAT, **payload})
 
-    def _paths(self, encoder: str, task: str, part: str, key: str) -> tuple[Path, Path]:
-        stem = self.root / encoder / task / f"{part}.{key[:16]}"
-        return stem.with_suffix(".npy"), stem.with_suffix(".json")
+    def paths(self, encoder: str, task: str, part: str, key: str) -> tuple[Path, Path]:
+        """Array and manifest paths of an entry (named by the part and the key's first 16 hex digits)."""
+        folder = self.root / encoder / task
+        return folder / f"{part}.{key[:16]}.npy", folder / f"{part}.{key[:16]}.json"
 
-    def load(self, encoder: str, task: str, part: str, payload: dict[str, Any]) -> np.ndarray | None:
+    def load(
+        self, encoder: str, task: str, part: str, payload: dict[str, Any], fitted: dict[str, Any] | None = None
+    ) -> np.ndarray | None:
         """The cached array for ``payload``, memory-mapped, or None on a miss.
 
-        A manifest whose key, shape or byte count disagrees with the array is
-        treated as a miss (and the entry is rewritten by the next store).
+        Args:
+            encoder: Encoder name (folder).
+            task: Task name (folder).
+            part: Split or fold name.
+            payload: Key inputs (see the module docstring).
+            fitted: The encoder's current fitted state; an entry computed with a
+                state that differs beyond :data:`FIT_RTOL` is a miss.
+
+        A manifest whose key, checksum, shape or dtype disagrees with the array
+        is reported and treated as a miss.
         """
         key = self.key(payload)
-        npy, manifest = self._paths(encoder, task, part, key)
+        npy, manifest = self.paths(encoder, task, part, key)
         if not manifest.is_file():
             return None
         try:
             meta = json.loads(manifest.read_text(encoding="utf-8"))
-            if meta.get("key") != key or npy.stat().st_size != meta.get("nbytes"):
-                raise ValueError("manifest does not match the array")
+            if meta.get("key") != key:
+                raise ValueError("its manifest belongs to another key")
+            if npy.stat().st_size != meta.get("nbytes") or sha256_file(npy) != meta.get("sha256"):
+                raise ValueError("the array's checksum does not match its manifest (damaged or replaced file)")
+            if fitted is not None and not states_agree(meta.get("fitted") or {}, fitted):
+                raise ValueError(f"it was computed with fitted state {meta.get('fitted')}, now {fitted}")
             array = np.load(npy, mmap_mode="r", allow_pickle=False)
             if list(array.shape) != meta["shape"] or array.dtype != np.float32:
                 raise ValueError("array shape or dtype differs from the manifest")
         except (OSError, ValueError, KeyError) as exc:
-            log.warning("ignoring broken cache entry %s (%s)", npy, exc)
+            log.warning("cache entry %s is not usable (%s); recomputing it", npy, exc)
             return None
         return array
 
-    def load_state(self, encoder: str, task: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """A cached fitted encoder state (e.g. input statistics) for ``payload``, or None."""
-        key = self.key(payload)
-        path = self.root / encoder / task / f"fit.{key[:16]}.json"
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return meta.get("state") if meta.get("key") == key else None
+    def store(
+        self,
+        encoder: str,
+        task: str,
+        part: str,
+        payload: dict[str, Any],
+        array: np.ndarray,
+        fitted: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write ``array`` (float32, finite) for ``payload``; returns the array path.
 
-    def store_state(self, encoder: str, task: str, payload: dict[str, Any], state: dict[str, Any]) -> None:
-        """Cache a fitted encoder state for ``payload`` (atomic JSON)."""
+        Raises:
+            EvalbenchError: The array holds NaN or infinite values (never cached).
+        """
         key = self.key(payload)
-        path = self.root / encoder / task / f"fit.{key[:16]}.json"
-        atomic_write_json(path, {"key": key, "payload": payload, "state": state})
-
-    def store(self, encoder: str, task: str, part: str, payload: dict[str, Any], array: np.ndarray) -> Path:
-        """Write ``array`` (float32) for ``payload``; returns the array path."""
-        key = self.key(payload)
-        npy, manifest = self._paths(encoder, task, part, key)
-        manifest.unlink(missing_ok=True)
+        npy, manifest = self.paths(encoder, task, part, key)
         array = np.ascontiguousarray(array, dtype=np.float32)
+        if not np.isfinite(array).all():
+            raise EvalbenchError(f"refusing to cache non-finite embeddings for {encoder}/{task}/{part}")
+        manifest.unlink(missing_ok=True)
         atomic_save_npy(npy, array)
         atomic_write_json(
             manifest,
@@ -101,7 +146,33 @@ class EmbeddingCache:
                 "shape": list(array.shape),
                 "dtype": "float32",
                 "nbytes": npy.stat().st_size,
+                "sha256": sha256_file(npy),
+                "fitted": fitted or {},
                 "payload": payload,
             },
         )
         return npy
+
+    def _state_path(self, encoder: str, task: str, key: str) -> Path:
+        return self.root / encoder / task / f"fit.{key[:16]}.json"
+
+    def load_state(self, encoder: str, task: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """A cached fitted encoder state (e.g. input statistics) for ``payload``, or None."""
+        key = self.key(payload)
+        try:
+            meta = json.loads(self._state_path(encoder, task, key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        state = meta.get("state") if meta.get("key") == key else None
+        return state if state is not None and _finite(state) else None
+
+    def store_state(self, encoder: str, task: str, payload: dict[str, Any], state: dict[str, Any]) -> None:
+        """Cache a fitted encoder state for ``payload`` (atomic JSON).
+
+        Raises:
+            EvalbenchError: The state holds NaN or infinite values (never cached).
+        """
+        if not _finite(state):
+            raise EvalbenchError(f"refusing to cache a non-finite fitted state {state} for {encoder}/{task}")
+        key = self.key(payload)
+        atomic_write_json(self._state_path(encoder, task, key), {"key": key, "payload": payload, "state": state})

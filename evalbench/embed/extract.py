@@ -42,16 +42,26 @@ class LoadedEncoder:
         model: The adapter module (in eval mode, on its device).
         checkpoint_sha256: Content hash of the checkpoint file, if any.
         device: Torch device.
+        fit_key: Key of what the input statistics were fitted from (data
+            content, rows, recipe) for the current task; None if nothing is fitted.
     """
 
     spec: EncoderSpec
     model: Encoder
     checkpoint_sha256: str | None
     device: torch.device
+    fit_key: str | None = None
 
     def identity(self) -> dict[str, Any]:
-        """Everything about the encoder that can change embeddings, fitted statistics included."""
-        return {**static_identity(self.spec, self.checkpoint_sha256), "fitted": self.model.fitted_state()}
+        """Everything about the encoder that can change embeddings.
+
+        Fitted statistics enter by what they were fitted *from* (:attr:`fit_key`),
+        not by their values: the last bits of a float sum differ between
+        machines, and an identity that hung on them would miss every cache
+        entry and record made elsewhere.  The values are recorded beside the
+        cache entries and compared with a tolerance (:func:`~evalbench.embed.cache.states_agree`).
+        """
+        return {**static_identity(self.spec, self.checkpoint_sha256), "fit": self.fit_key}
 
     @property
     def fingerprint(self) -> str:
@@ -117,7 +127,8 @@ class ClipDataset(Dataset):
     def __init__(self, data: TaskData, rows: np.ndarray, sample_rate: int, audio_cache: Path) -> None:
         self.data, self.rows, self.sample_rate = data, rows, sample_rate
         self.resampler = Resampler()
-        self.cache = ResampleCache(audio_cache, data.dataset.fingerprint)
+        self.cache = ResampleCache(audio_cache)
+        self.bounds = (data.task.dataset.min_seconds, data.task.dataset.max_seconds)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -140,6 +151,8 @@ class ClipDataset(Dataset):
                 audio.crop_seed,
                 self.resampler,
                 self.cache,
+                self.data.dataset.content.get(self.data.files[row], ""),
+                self.bounds,
             )
         except AudioDecodeError as exc:
             n = max(1, round(audio.clip_seconds * self.sample_rate))
@@ -211,34 +224,51 @@ def fit_encoder(enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch
     Fixed splits use the train split.  k-fold tasks use every fold: the
     statistics are label-free scalars, and per-rotation fitting would multiply
     extraction by k.  At most :data:`FIT_MAX_CLIPS` clips, the first ones of a
-    seeded permutation.  The fitted state is cached, so warm runs do not
-    re-read the audio.
+    seeded permutation.  The fitted state is cached under a key of what it is
+    fitted from (encoder, clips and their content, audio settings, recipe),
+    which also becomes :attr:`LoadedEncoder.fit_key`; warm runs do not re-read
+    the audio.
+
+    Raises:
+        EvalbenchError: The fit gave non-finite statistics (never cached).
     """
+    enc.fit_key = None
     if not enc.model.needs_fit:
         return
     rows = np.flatnonzero(data.split == "train") if data.split is not None else np.arange(data.n)
     rows = np.sort(np.random.default_rng(0).permutation(rows)[:FIT_MAX_CLIPS])
     static = sha256_json(static_identity(enc.spec, enc.checkpoint_sha256))
-    payload = {**cache_payload(enc, data, "fit", rows), "encoder": static}
+    payload = {**cache_payload(enc, data, "fit", rows), "encoder": static, "recipe": {"max_clips": FIT_MAX_CLIPS}}
+    enc.fit_key = cache.key(payload)
     state = cache.load_state(enc.spec.name, data.task.name, payload)
     if state is not None:
         enc.model.load_fitted_state(state)
         return
     loader = _batches(ClipDataset(data, rows, enc.model.sample_rate, cache.root / "audio"), batch_size, workers)
     enc.model.fit(wav[:n] for batch, lengths in loader for wav, n in zip(batch, lengths.tolist(), strict=True))
-    cache.store_state(enc.spec.name, data.task.name, payload, enc.model.fitted_state())
+    state = enc.model.fitted_state()
+    if not all(np.isfinite(v) for v in state.values() if isinstance(v, float)):
+        raise EvalbenchError(
+            f"fitting encoder '{enc.spec.name}' on the training audio of task '{data.task.name}' gave non-finite "
+            f"input statistics {state}; `evalbench data verify {data.task.name}` lists damaged files"
+        )
+    cache.store_state(enc.spec.name, data.task.name, payload, state)
 
 
 def cache_payload(enc: LoadedEncoder, data: TaskData, part: str, rows: np.ndarray) -> dict[str, Any]:
-    """The cache key inputs of one part (see :mod:`evalbench.embed.cache`)."""
+    """The cache key inputs of one part (see :mod:`evalbench.embed.cache`).
+
+    The part's clips enter by name *and* content hash, so an audio file edited
+    in place invalidates exactly the parts that hold it.
+    """
     audio = data.task.audio
+    content = data.dataset.content
     return {
         "encoder": enc.fingerprint,
         "task": data.task.name,
         "task_version": data.task.version,
-        "dataset": data.dataset.fingerprint,
         "part": part,
-        "files": sha256_json([data.files[i] for i in rows]),
+        "files": sha256_json([[data.files[i], content.get(data.files[i])] for i in rows]),
         "audio": {
             "resample": RESAMPLE_METHOD,
             "sample_rate": enc.model.sample_rate,
@@ -267,13 +297,14 @@ def embed_task(
     fit_encoder(enc, data, cache, batch_size, workers)
     full = np.empty((data.n, enc.dim), dtype=np.float32)
     cached = computed = clips = 0
+    fitted = enc.model.fitted_state()
     for part, rows in data.parts().items():
         payload = cache_payload(enc, data, part, rows)
-        array = cache.load(enc.spec.name, data.task.name, part, payload)
+        array = cache.load(enc.spec.name, data.task.name, part, payload, fitted)
         if array is None:
             desc = f"{enc.spec.name}/{data.task.name}/{part}"
             array = embed_rows(enc, data, rows, batch_size, workers, desc, cache.root / "audio")
-            cache.store(enc.spec.name, data.task.name, part, payload, array)
+            cache.store(enc.spec.name, data.task.name, part, payload, array, fitted)
             computed, clips = computed + 1, clips + len(rows)
         else:
             cached += 1

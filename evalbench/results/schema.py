@@ -8,13 +8,16 @@ hyperparameters, per-run (seed × fold) scores with sample counts and the hash
 of each validation draw, mean ± std summaries, timings (extraction vs probe)
 and the software environment.
 
-Records of older schema versions are upgraded on load by :data:`MIGRATIONS`
+Every record is validated on load and before it is written (:func:`validate`):
+a non-finite or out-of-range score is refused, so a wrong number never
+reaches the leaderboard.  Records of older schema versions are upgraded on load by :data:`MIGRATIONS`
 (none yet: this is version 1).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,13 +45,56 @@ def upgrade(record: dict[str, Any], where: str) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise ResultsError(f"{where}: missing key(s) {missing}; delete the file or re-run that evaluation")
+    validate(record, where)
     return record
 
 
-def load_record(path: Path) -> dict[str, Any]:
-    """Read and upgrade one run record."""
+def _score(value: Any, where: str, key: str, unit: bool = True) -> None:
+    """A score is null (undefined metric) or a finite number (in [0, 1] for metrics)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ResultsError(f"{where}: {key}: {value!r} is not a finite number; delete the file or re-run")
+    if unit and not -1e-9 <= value <= 1 + 1e-9:
+        raise ResultsError(f"{where}: {key}: {value!r} is outside [0, 1]; delete the file or re-run")
+
+
+def validate(record: dict[str, Any], where: str) -> None:
+    """Check the parts of a record that the leaderboard reads: every score finite, every metric present.
+
+    Raises:
+        ResultsError: Naming the file and the key; such a record is never written or shown.
+    """
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        metrics = list(record["task"]["metrics"])
+        primary = record["task"]["primary_metric"]
+        for split in ("test", "valid"):
+            table = record["scores"][split]
+            for name in metrics:
+                entry = table[name]
+                _score(entry["mean"], where, f"scores.{split}.{name}.mean")
+                _score(entry["std"], where, f"scores.{split}.{name}.std")
+                for i, v in enumerate(entry.get("seed_means", [])):
+                    _score(v, where, f"scores.{split}.{name}.seed_means[{i}]")
+        for i, run in enumerate(record["runs"]):
+            for split in ("test", "valid"):
+                for name in metrics:
+                    _score(run[split][name], where, f"runs[{i}].{split}.{name}")
+        if primary not in metrics:
+            raise ResultsError(f"{where}: task.primary_metric: '{primary}' is not among task.metrics")
+        _present = (record["encoder"]["name"], record["encoder"]["embedding_dim"], record["probe"]["protocol"])
+    except (KeyError, TypeError) as exc:
+        raise ResultsError(f"{where}: malformed record (missing or wrong {exc}); delete the file or re-run") from None
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"bare {name} is not valid JSON")
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    """Read, upgrade and validate one run record (bare ``NaN``/``Infinity`` are refused)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constants)
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{path}: not a readable JSON run record ({exc}); delete it or re-run") from None
     if not isinstance(record, dict):

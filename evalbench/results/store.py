@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evalbench.errors import ResultsError
-from evalbench.results.schema import load_record
+from evalbench.results.schema import load_record, validate
 from evalbench.utils.hashing import canonical_json
 from evalbench.utils.io import atomic_write_json
 
@@ -50,8 +50,13 @@ def existing_is_current(path: Path, current: str) -> bool:
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    """Write a record atomically."""
-    atomic_write_json(path, record)
+    """Validate a record and write it atomically (strict JSON: no bare NaN).
+
+    Raises:
+        ResultsError: The record fails :func:`~evalbench.results.schema.validate`; nothing is written.
+    """
+    validate(record, str(path))
+    atomic_write_json(path, record, allow_nan=False)
 
 
 def iter_records(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:

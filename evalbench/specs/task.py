@@ -117,8 +117,12 @@ class DatasetSpec:
             any split-generation rule and its seed.
         source: How to obtain the official distribution.
         exclude: Known-bad files, excluded by rule (and reported).
-        min_seconds: Shortest plausible clip; ``verify`` reports shorter files.
+        min_seconds: Shortest plausible clip; ``verify`` reports shorter files
+            and ``run`` refuses them.
         max_seconds: Longest plausible clip (null: no limit).
+        allow_duplicate_audio: Accept byte-identical files on both sides of a
+            split (different splits or folds).  Off by default: the same clip in
+            training and test data inflates the score.
     """
 
     builder: str
@@ -128,6 +132,7 @@ class DatasetSpec:
     exclude: list[ExcludeSpec] = field(default_factory=list)
     min_seconds: float = 0.0
     max_seconds: float | None = None
+    allow_duplicate_audio: bool = False
 
     def __post_init__(self) -> None:
         if self.builder not in BUILDERS:
@@ -179,10 +184,14 @@ class LabelSpec:
             ``vocabulary.csv``) or else the sorted set of labels over *all*
             splits of the prepared metadata is used: still fixed once per task
             and stored in every run record.
+        allow_missing_in_train: Classes that may have no training clips (for a
+            k-fold task: no clips outside some test fold).  Any other such class
+            is an error, since a probe cannot learn a class it never sees.
     """
 
     type: LabelType
     classes: list[str] | None = None
+    allow_missing_in_train: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.classes is None:

@@ -44,11 +44,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+def atomic_write_json(path: Path, obj: Any, allow_nan: bool = True) -> None:
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically (``allow_nan=False``: strict JSON)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=allow_nan)
+    atomic_write_text(path, text + "\n")
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """Save ``array`` in ``.npy`` format (memory-mappable) to ``path`` atomically."""
     _atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+
+
+def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save ``arrays`` as an uncompressed ``.npz`` to ``path`` atomically."""
+    _atomic(path, lambda fh: np.savez(fh, **arrays))

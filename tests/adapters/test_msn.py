@@ -27,8 +27,8 @@ def tiny(**changes: object) -> MSNOptions:
 
 
 def samples_for(valid_frames: int) -> int:
-    """Samples giving ``valid_frames`` valid log-mel frames (window 1024, hop 160)."""
-    return (valid_frames - 1) * 160 + 512
+    """Samples giving ``valid_frames`` log-mel frames (hop 160: a clip of L >= 1024 samples has 1 + L // 160)."""
+    return (valid_frames - 1) * 160
 
 
 def clips(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchaudio
 
+from evalbench.adapters.base import Encoder, Frames
 from evalbench.adapters.checkpoints import load_checkpoint
 from evalbench.adapters.pooling import pooled_dim
 from evalbench.embed.extract import LoadedEncoder, load_encoder_model
@@ -79,16 +81,108 @@ def test_output_contract(spec, ckpt_dir: str) -> None:
     assert not np.allclose(pooled[0], pooled[1])  # different clips, different embeddings
 
 
+# The batch-invariance probe: clips of very different levels and lengths, so that per-batch
+# normalisation (a dB floor or scale relative to the loudest clip in the batch, batch statistics)
+# and leakage of padding into valid frames both change some clip's embedding.
+MIXED_CLIPS = (  # (description, seconds); the loud clip is the longest, so every other clip is padded
+    ("near-silent noise (1e-4)", 1.0),
+    ("tone with 0.8 s of exact zeros", 1.2),
+    ("loud tone (peak 0.99)", 1.5),
+    ("short tone", 0.3),
+    ("quiet tone", 0.7),
+)
+# Of the clip's embedding scale (max |value| of its embedding alone): float32 rounding between batch shapes
+# stays near 1e-6 of it for every adapter (measured), while per-batch normalisation moves a quiet clip by ~20 %.
+BATCH_INVARIANCE_RTOL = 1e-4
+
+
+def mixed_level_batch(sr: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(waveforms (5, N), lengths (5,))`` of :data:`MIXED_CLIPS`, zero-padded on the right."""
+    gen = torch.Generator().manual_seed(seed)
+    n = [round(s * sr) for _, s in MIXED_CLIPS]
+
+    def tone(k: int, freq: float, amp: float) -> torch.Tensor:
+        t = torch.arange(k) / sr
+        return amp * (torch.sin(2 * torch.pi * freq * t) + 0.1 * torch.randn(k, generator=gen))
+
+    silent = tone(n[1], 330.0, 0.3)
+    silent[round(0.2 * sr) : round(1.0 * sr)] = 0.0  # digital silence in the middle, sound on both sides
+    loud = tone(n[2], 220.0, 1.0)
+    parts = [
+        1e-4 * torch.randn(n[0], generator=gen),
+        silent,
+        0.99 * loud / loud.abs().max(),
+        tone(n[3], 880.0, 0.1),
+        tone(n[4], 550.0, 0.03),
+    ]
+    wav = torch.zeros(len(n), max(n))
+    for i, x in enumerate(parts):
+        wav[i, : n[i]] = x
+    return wav, torch.tensor(n)
+
+
+def batch_invariance_violations(model: Encoder, pooling: str, rtol: float = BATCH_INVARIANCE_RTOL) -> list[str]:
+    """Clips of :func:`mixed_level_batch` whose pooled embedding in the batch differs from it alone.
+
+    Each clip is embedded alone (trimmed to its valid length) and in the mixed
+    batch; the difference is measured as max |batched - alone| against ``rtol``
+    times the clip's own embedding scale (max |alone|), so a near-silent clip
+    whose embedding is small is held to the same relative standard as a loud one.
+
+    Returns:
+        One line per violating clip (empty if the adapter is batch-invariant).
+    """
+    pool = POOLINGS.get(pooling)
+    wav, lengths = mixed_level_batch(model.sample_rate)
+    with torch.inference_mode():
+        together = pool(model.encode(wav, lengths)).numpy()
+        problems = []
+        for i, (what, _) in enumerate(MIXED_CLIPS):
+            alone = pool(model.encode(wav[i : i + 1, : lengths[i]], lengths[i : i + 1])).numpy()[0]
+            scale = float(np.abs(alone).max())
+            diff = float(np.abs(together[i] - alone).max())
+            if not diff <= rtol * scale:  # also catches NaN
+                problems.append(f"clip {i} ({what}): max |batched - alone| = {diff:.3g} > {rtol:g} x {scale:.3g}")
+    return problems
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_batch_invariance(spec, ckpt_dir: str) -> None:
-    """A clip's embedding does not depend on the other clips in its batch (padding is masked)."""
+    """A clip's embedding does not depend on the other clips in its batch (padding, levels, lengths)."""
     enc = loaded(spec.name, ckpt_dir)
     _fit_if_needed(enc)
-    wav, lengths = clips(enc.model.sample_rate, [0.7, 1.5, 0.3])
-    together = _embed(enc, wav, lengths)
-    for i in range(3):
-        alone = _embed(enc, wav[i : i + 1, : lengths[i]], lengths[i : i + 1])
-        np.testing.assert_allclose(together[i], alone[0], rtol=1e-4, atol=1e-4)
+    problems = batch_invariance_violations(enc.model, enc.spec.pooling)
+    assert not problems, f"{spec.name} is not batch-invariant:\n" + "\n".join(problems)
+
+
+class _ToyMFCC(Encoder):
+    """A toy adapter: torchaudio MFCC frames at 16 kHz, keeping only frames whose window lies inside the clip.
+
+    With ``log_mels=False`` (torchaudio's default) the mel power goes through
+    ``AmplitudeToDB(top_db=80)``, whose floor is 80 dB below the loudest value of
+    the whole *batch*: a per-batch normalisation that the contract must catch.
+    With ``log_mels=True`` it is an element-wise log, and the adapter is well behaved.
+    """
+
+    sample_rate = 16000
+    embed_dim = 40
+    hop_seconds = 200 / 16000
+
+    def __init__(self, log_mels: bool) -> None:
+        super().__init__()
+        self.mfcc = torchaudio.transforms.MFCC(self.sample_rate, log_mels=log_mels, melkwargs={"n_mels": 64})
+
+    def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> Frames:
+        frames = self.mfcc(waveforms).transpose(1, 2)  # (B, T, n_mfcc); n_fft 400, hop 200, centred
+        inside = (torch.div(lengths - 200, 200, rounding_mode="floor") + 1).clamp(min=1)  # frame t: t·200 ± 200
+        return Frames(frames, torch.arange(frames.shape[1])[None, :] < inside[:, None])
+
+
+def test_batch_invariance_check_catches_per_batch_normalisation() -> None:
+    """The contract's check fails an adapter whose dB floor follows the loudest clip of the batch."""
+    assert batch_invariance_violations(_ToyMFCC(log_mels=True).eval(), "mean") == []
+    problems = batch_invariance_violations(_ToyMFCC(log_mels=False).eval(), "mean")
+    assert any("near-silent" in p for p in problems), problems
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)

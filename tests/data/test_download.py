@@ -139,10 +139,10 @@ def make_dataset(folder: Path) -> Path:
     """``folder/metadata.csv`` + 20 half-second WAVs: 2 classes (low/high pitch) × train 6 / valid 2 / test 2."""
     rows = []
     for c, label in enumerate(CLASSES):
-        for split, n in SPLIT_SIZES.items():
+        for s, (split, n) in enumerate(SPLIT_SIZES.items()):
             for i in range(n):
-                name = f"{label}_{split}_{i}.wav"
-                write_audio(folder / "audio" / name, 0.5, 16000, freq=220.0 * (1 + 3 * c) + 7 * i, seed=i)
+                name = f"{label}_{split}_{i}.wav"  # distinct audio per file: identical clips across splits are refused
+                write_audio(folder / "audio" / name, 0.5, 16000, freq=220.0 * (1 + 3 * c) + 7 * i, seed=10 * s + i)
                 rows.append({"file_name": f"audio/{name}", "label": label, "split": split})
     pd.DataFrame(rows).to_csv(folder / "metadata.csv", index=False)
     return folder

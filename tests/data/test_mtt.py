@@ -14,7 +14,7 @@ from evalbench.data.prepare import open_task_data, prepare
 from evalbench.data.verify import verify_task
 from evalbench.errors import DataError
 from evalbench.specs.task import load_task
-from tests.data.helpers import TASKS, run_logmel
+from tests.data.helpers import TASKS, allow_absent_classes, run_logmel
 from tests.data.replicas.mtt import BROKEN, USED_TAGS, write_mtt
 
 TOP50 = load_task("mtt", TASKS).labels.classes
@@ -29,6 +29,7 @@ def short_spec(tasks_dir: Path, split: str = "directory") -> Path:
     text = re.sub(r"clip_seconds: .*", "clip_seconds: 0.5", text)
     text = text.replace('options: {split: directory, index_dir: ""}', f"options: {{split: {split}, index_dir: pons}}")
     (tasks_dir / "mtt.yaml").write_text(text)
+    allow_absent_classes(tasks_dir / "mtt.yaml")  # the replica has a few of the 50 tags only
     return tasks_dir
 
 

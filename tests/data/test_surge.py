@@ -13,7 +13,7 @@ from evalbench.data.prepare import open_task_data, prepare
 from evalbench.data.verify import verify_task
 from evalbench.errors import DataError
 from evalbench.specs.task import load_task
-from tests.data.helpers import TASKS, run_logmel
+from tests.data.helpers import TASKS, allow_absent_classes, run_logmel
 from tests.data.replicas.surge import tone_name, write_surge
 
 
@@ -26,6 +26,7 @@ def short_spec(tasks_dir: Path, seed: int = 0) -> Path:
     text = re.sub(r"clip_seconds: .*", "clip_seconds: 0.5", text)
     text = text.replace("seed: 0}", f"seed: {seed}}}")
     (tasks_dir / "surge.yaml").write_text(text)
+    allow_absent_classes(tasks_dir / "surge.yaml")  # the replica has 5 of the 88 notes
     return tasks_dir
 
 

@@ -58,20 +58,37 @@ def test_resampled_clips_are_cached_once_and_identical_cold_and_warm(tmp_path: P
     rng = np.random.default_rng(0)
     sf.write(tmp_path / "a.wav", (0.3 * rng.standard_normal(44100)).astype(np.float32), 44100, subtype="FLOAT")
     sf.write(tmp_path / "b.wav", (0.3 * rng.standard_normal(16000)).astype(np.float32), 16000, subtype="FLOAT")
-    cache = ResampleCache(tmp_path / "cache", "dataset-fingerprint")
-    cold, valid = load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), cache)
-    entries = list((tmp_path / "cache").rglob("*.wav"))
+    cache = ResampleCache(tmp_path / "cache")
+    args = (1.0, 16000, "start", 0, Resampler(), cache, "sha-a")
+    cold, valid = load_clip(tmp_path / "a.wav", "a.wav", *args)
+    entries = list((tmp_path / "cache").rglob("*.npy"))
     assert valid == 16000 and len(entries) == 1 and entries[0].parent.parent.name == "16000Hz"
-    warm, valid2 = load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), cache)
-    np.testing.assert_array_equal(cold, warm)  # the computing run uses the stored (16-bit) values too
+    warm, valid2 = load_clip(tmp_path / "a.wav", "a.wav", *args)
+    np.testing.assert_array_equal(cold, warm)  # the same stored float32 values, read back
     plain, _ = load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler())
-    assert np.max(np.abs(plain - cold)) < 2e-5 and valid2 == valid  # only 16-bit quantisation apart
+    np.testing.assert_array_equal(plain, cold)  # lossless: the cache stores exactly what was computed
+    assert valid2 == valid
     (tmp_path / "a.wav").unlink()  # a hit never reads the source again
-    again, _ = load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), cache)
+    again, _ = load_clip(tmp_path / "a.wav", "a.wav", *args)
     np.testing.assert_array_equal(again, cold)
-    load_clip(tmp_path / "b.wav", "b.wav", 1.0, 16000, "start", 0, Resampler(), cache)  # native rate: not cached
-    load_clip(tmp_path / "b.wav", "b.wav", 1.0, 22050, "start", 0, Resampler(), cache)  # another rate: own entry
-    assert len(list((tmp_path / "cache").rglob("*.wav"))) == 2
-    other = ResampleCache(tmp_path / "cache", "another-dataset")
-    with pytest.raises(AudioDecodeError):  # another dataset fingerprint never shares entries
-        load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), other)
+    load_clip(tmp_path / "b.wav", "b.wav", 1.0, 16000, "start", 0, Resampler(), cache, "sha-b")  # native: not cached
+    load_clip(tmp_path / "b.wav", "b.wav", 1.0, 22050, "start", 0, Resampler(), cache, "sha-b")  # another rate
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 2
+    with pytest.raises(AudioDecodeError, match="not found"):  # new content (edited in place) never shares entries
+        load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), cache, "sha-a-edited")
+
+
+def test_resampled_clip_that_overshoots_full_scale_survives_the_cache(tmp_path: Path) -> None:
+    """A full-scale square wave rings past ±1 when resampled (Gibbs); the cache must not clip or round it."""
+    from evalbench.data.audio import ResampleCache
+
+    t = np.arange(44100) / 44100
+    square = np.sign(np.sin(2 * np.pi * 440 * t)).astype(np.float32) * 0.999
+    sf.write(tmp_path / "sq.wav", square, 44100, subtype="FLOAT")
+    plain, _ = load_clip(tmp_path / "sq.wav", "sq.wav", 1.0, 16000, "start", 0, Resampler())
+    assert np.abs(plain).max() > 1.02  # the case the old 16-bit cache clamped
+    cache = ResampleCache(tmp_path / "cache")
+    cold, _ = load_clip(tmp_path / "sq.wav", "sq.wav", 1.0, 16000, "start", 0, Resampler(), cache, "sha")
+    warm, _ = load_clip(tmp_path / "sq.wav", "sq.wav", 1.0, 16000, "start", 0, Resampler(), cache, "sha")
+    np.testing.assert_array_equal(cold, plain)
+    np.testing.assert_array_equal(warm, plain)

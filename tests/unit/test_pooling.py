@@ -17,7 +17,8 @@ def test_pooling_ignores_masked_frames() -> None:
     torch.testing.assert_close(pool_mean_std(frames), torch.tensor([[2.0, 4.0, 1.0, 2.0]]))
 
 
-def test_valid_frames_counts_windows_inside_the_signal() -> None:
-    # hop 160, window 1024: a frame is valid while its window ends inside the clip
+def test_valid_frames_counts_every_frame_of_the_clip_framed_alone() -> None:
+    # hop 160, window 1024: a clip of L samples framed alone has 1 + max(L, 1024) // 160 centred frames,
+    # the last ones reaching into the reflection of its own end (true audio, not padding)
     mask = valid_frames(torch.tensor([16000, 1000, 10]), n_frames=101, hop=160, win=1024)
-    assert mask.sum(1).tolist() == [(16000 - 512) // 160 + 1, (1000 - 512) // 160 + 1, 1]
+    assert mask.sum(1).tolist() == [101, 1 + 1024 // 160, 1 + 1024 // 160]

@@ -13,14 +13,16 @@ from evalbench.results.tables import collect, render_markdown
 
 
 def record(encoder: str, task: str, mean: float, std: float, version: int = 1, metric: str = "accuracy") -> dict:
+    score = {"mean": mean, "std": std}
+    run = {"fold": None, "n": {"test": 10}, "test": {metric: mean}, "valid": {metric: mean}}
     return {
         "schema_version": 1,
         "encoder": {"name": encoder, "embedding_dim": 4},
-        "task": {"name": task, "version": version, "primary_metric": metric},
+        "task": {"name": task, "version": version, "primary_metric": metric, "metrics": [metric]},
         "probe": {"protocol": "evalbench-linear-v1"},
         "seeds": [42, 43, 44],
-        "scores": {"test": {metric: {"mean": mean, "std": std}}},
-        "runs": [{"fold": None, "n": {"test": 10}}] * 3,
+        "scores": {"test": {metric: score}, "valid": {metric: score}},
+        "runs": [run] * 3,
     }
 
 
@@ -44,6 +46,7 @@ def test_leaderboard_pivots_and_averages(tmp_path: Path) -> None:
 def test_undefined_metric_is_shown_as_such(tmp_path: Path) -> None:
     rec = record("a", "t1", 0.5, 0.0)
     rec["scores"]["test"]["accuracy"] = {"mean": None, "std": None}
+    rec["runs"] = [{**rec["runs"][0], "test": {"accuracy": None}}] * 3
     write(tmp_path, rec)
     md = render_markdown(collect(tmp_path))
     assert [c.strip() for c in md.splitlines()[-1].split("|")[1:-1]] == ["a", "undefined", "—"]
@@ -69,3 +72,33 @@ def test_schema_errors_are_actionable(tmp_path: Path) -> None:
     path.write_text(json.dumps(rec))
     with pytest.raises(ResultsError, match=r"missing key\(s\) \['runs'\]"):
         load_record(path)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda r: r["scores"]["test"]["accuracy"].update(mean=float("nan")),
+        lambda r: r["scores"]["test"]["accuracy"].update(std=float("inf")),
+        lambda r: r["scores"]["test"]["accuracy"].update(mean=1.7),
+        lambda r: r["runs"].__setitem__(1, {**r["runs"][1], "test": {"accuracy": float("nan")}}),
+        lambda r: r["scores"]["test"].pop("accuracy"),
+    ],
+    ids=["nan-mean", "inf-std", "out-of-range", "nan-run", "missing-metric"],
+)
+def test_leaderboard_refuses_records_with_non_finite_or_missing_scores(tmp_path: Path, damage) -> None:
+    rec = record("a", "t1", 0.5, 0.01)
+    damage(rec)
+    write(tmp_path, rec)  # json.dumps writes bare NaN / Infinity, as the foundation's records did
+    with pytest.raises(ResultsError, match=r"a/t1\.linear\.json"):
+        collect(tmp_path)
+
+
+def test_write_record_never_writes_a_non_finite_score(tmp_path: Path) -> None:
+    from evalbench.results.store import write_record
+
+    rec = record("a", "t1", 0.5, 0.01)
+    rec["scores"]["test"]["accuracy"]["mean"] = float("nan")
+    path = tmp_path / "a" / "t1.linear.json"
+    with pytest.raises(ResultsError, match="not a finite number"):
+        write_record(path, rec)
+    assert not path.exists()
