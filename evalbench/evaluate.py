@@ -24,6 +24,7 @@ from evalbench import __version__
 from evalbench.data.prepare import open_task_data
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
+from evalbench.embed.contamination import check_contamination
 from evalbench.embed.extract import (
     EmbedStats,
     LoadedEncoder,
@@ -60,6 +61,8 @@ class RunConfig:
         overwrite: Recompute records that are up to date.
         batch_size: Extraction batch size (never affects results).
         workers: DataLoader worker processes for decoding.
+        allow_contaminated: Score encoders on tasks whose evaluation clips they
+            were trained on (the record and the leaderboard mark it).
     """
 
     data_root: Path
@@ -72,6 +75,7 @@ class RunConfig:
     overwrite: bool = False
     batch_size: int = 32
     workers: int = 0
+    allow_contaminated: bool = False
 
 
 @dataclass
@@ -205,6 +209,9 @@ def run(
     PROBES.check(cfg.probe, "--probe")
     datas = {t.name: open_task_data(t, cfg.data_root) for t in tasks}
     digests = {e.name: verify_checkpoint(e) for e in encoders}
+    overlaps = {
+        (e.name, t.name): check_contamination(e, datas[t.name], cfg.allow_contaminated) for e in encoders for t in tasks
+    }
     cache = EmbeddingCache(cfg.cache_dir)
     outcomes = []
     for spec in encoders:
@@ -222,6 +229,9 @@ def run(
                 record = _evaluate_pair(enc, data, cfg, cache, str(device), static)
             except EvalbenchError as exc:  # name the pair: the message alone may not say which
                 raise type(exc)(f"{spec.name} × {task.name}: {exc}") from None
+            overlap = overlaps[spec.name, task.name]
+            if overlap is not None:
+                record["contamination"] = overlap.as_record()
             write_record(path, record)
             primary = record["scores"]["test"][task.primary_metric]
             shown = "undefined" if primary["mean"] is None else f"{primary['mean']:.4f} ± {primary['std']:.4f}"

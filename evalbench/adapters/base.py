@@ -205,7 +205,7 @@ class FrozenEncoder(Encoder):
 
     def load_weights(self, path: Path) -> None:
         """Load an evalbench checkpoint of :attr:`FAMILY` or a bare state dict into the network."""
-        load_into(self.weights_module, path, self.FAMILY)
+        load_into(self.weights_module, path, self.FAMILY, options=to_dict(self.options))
 
     def export_checkpoint(self, path: Path) -> None:
         """Write the network weights as an evalbench checkpoint that :meth:`from_options` reads."""

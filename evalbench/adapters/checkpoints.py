@@ -89,12 +89,30 @@ def check_keys(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path,
         raise EvalbenchError(f"{what}; " + "; ".join(parts))
 
 
+# Options that never shape a network's input or architecture: a checkpoint may differ in them.
+IGNORED_OPTIONS = frozenset({"seed", "norm_mean", "norm_std", "imagenet_weights"})
+
+
+def option_differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    """``key: checkpoint X, encoder Y`` for each option present in both that differs (recursively)."""
+    if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        out = []
+        for key in sorted(set(saved) & set(current)):
+            if key not in IGNORED_OPTIONS:
+                out += option_differences(saved[key], current[key], f"{prefix}{key}.")
+        return out
+    if isinstance(saved, list | tuple) and isinstance(current, list | tuple):
+        saved, current = list(saved), list(current)
+    return [] if saved == current else [f"{prefix.rstrip('.')}: checkpoint {saved!r}, encoder {current!r}"]
+
+
 def load_into(
     module: nn.Module,
     path: Path,
     family: str,
     strip_prefixes: tuple[str, ...] = ("module.",),
     check: Callable[[Mapping[str, torch.Tensor]], None] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict:
     """Load a checkpoint file into ``module`` after an exact key/shape check; returns its meta.
 
@@ -105,6 +123,11 @@ def load_into(
         strip_prefixes: Key prefixes removed when every key carries them.
         check: Optional family-specific test of the state dict, raising
             :class:`EvalbenchError` with advice (e.g. "this is an ImageNet file").
+        options: The encoder's adapter options.  An evalbench checkpoint records
+            the options it was trained with (front end, rates, mel bands, hops,
+            version...); any that differ refuse the load, since equal shapes do
+            not make equal inputs (a 128-mel, hop-320 network loads into a
+            64-mel, hop-160 one only if its layers happen to fit).
     """
     state, meta = load_checkpoint(path, strip_prefixes)
     if check is not None:
@@ -112,6 +135,13 @@ def load_into(
     if meta.get("family") not in (None, family):
         raise EvalbenchError(f"{path}: an evalbench checkpoint of family '{meta['family']}', not '{family}'")
     check_keys(module, state, path, family)
+    if options is not None and isinstance(meta.get("options"), Mapping):
+        diffs = option_differences(meta["options"], options)
+        if diffs:
+            raise EvalbenchError(
+                f"{path}: was saved with other input options than this encoder's ({'; '.join(diffs)}); "
+                "set the encoder YAML's options to the checkpoint's"
+            )
     module.load_state_dict(state, strict=True)
     return meta
 

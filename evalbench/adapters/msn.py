@@ -52,6 +52,7 @@ from evalbench.adapters.normalize import FittedLogMel
 from evalbench.adapters.options.msn import MSNOptions
 from evalbench.adapters.vit import build_vit, pad_windows, pool_tokens, resize_windows, vit_forward, window_bounds
 from evalbench.errors import EvalbenchError
+from evalbench.specs.fields import to_dict
 
 FAMILY = "msn"
 WINDOWS_PER_FORWARD = 64  # memory bound of one ViT call; does not change outputs
@@ -124,7 +125,14 @@ class MSNEncoder(FittedLogMel, FrozenEncoder):
                     "set options.imagenet_weights to this file instead of checkpoint"
                 )
 
-        load_into(self.backbone, path, FAMILY, strip_prefixes=("module.", "backbone."), check=not_imagenet)
+        load_into(
+            self.backbone,
+            path,
+            FAMILY,
+            strip_prefixes=("module.", "backbone."),
+            check=not_imagenet,
+            options=to_dict(self.options),
+        )
 
     def load_imagenet(self, path: Path) -> None:
         """Initialise from a torchvision ImageNet ViT state dict (e.g. ``vit_b_32-d86f8d99.pth``) on disk.

@@ -231,6 +231,15 @@ class KumarNet(nn.Module):
         """AudioSet class probabilities: layer 19 averaged over time and frequency."""
         return self.layer19(self.layer18_features(spec)).mean(dim=(2, 3))
 
+    def logits(self, spec: torch.Tensor) -> torch.Tensor:
+        """Class logits for cross-entropy training: layer 19's 1×1 convolution, before its sigmoid.
+
+        Averaged over time and frequency (the convolution is linear, so this is the logit of the mean map).
+        ``forward`` returns time-averaged sigmoid probabilities (Kumar et al.'s weak-label output);
+        cross-entropy on those would train on squashed scores.
+        """
+        return self.layer19[0](self.layer18_features(spec)).mean(dim=(2, 3))
+
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "cnn": CnnBaseline,

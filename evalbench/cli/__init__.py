@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from evalbench import __version__
-from evalbench.cli import data, embed, encoders, leaderboard, run, tasks
+from evalbench.cli import data, embed, encoders, leaderboard, pretrain, run, tasks
 from evalbench.errors import EvalbenchError
 
 EPILOG = """examples:
@@ -21,6 +21,7 @@ EPILOG = """examples:
   evalbench run --encoder hear:my_module --tasks synth    any installed HEAR-API module
   evalbench embed --encoder msn --tasks esc50 --out emb   clip embeddings to emb/esc50.npz
   evalbench data download esc50                           fetch, check, unpack, prepare
+  evalbench pretrain byola --preset smoke                 train an encoder, register it for `run`
   evalbench leaderboard                                   regenerate results/leaderboard.*
   evalbench tasks list                                    the task catalog
   evalbench encoders validate                             check every encoders/*.yaml
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"evalbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, embed, leaderboard, tasks, encoders, data):
+    for module in (run, embed, pretrain, leaderboard, tasks, encoders, data):
         module.add_parser(sub)
     return parser
 

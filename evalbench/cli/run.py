@@ -50,6 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="recompute records that are up to date")
     p.add_argument("--batch-size", type=int, default=32, help="extraction batch size (does not change results)")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default: 0, in-process)")
+    p.add_argument(
+        "--allow-contaminated",
+        action="store_true",
+        help="score an encoder on tasks whose test clips it was trained on (the record and leaderboard mark it)",
+    )
     add_dirs(p, data=True, cache=True, results=True)
     p.set_defaults(handler=handle)
 
@@ -70,6 +75,7 @@ def handle(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         batch_size=args.batch_size,
         workers=args.workers,
+        allow_contaminated=args.allow_contaminated,
     )
     outcomes = run(encoders, tasks, cfg)
     written = sum(o.status == "written" for o in outcomes)

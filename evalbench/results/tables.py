@@ -46,6 +46,7 @@ def collect(results_dir: Path) -> pd.DataFrame:
                 "n_folds": len({r["fold"] for r in runs if r["fold"] is not None}) or None,
                 "n_test": sum(r["n"]["test"] for r in runs) // max(1, len(rec["seeds"])),
                 "embedding_dim": rec["encoder"]["embedding_dim"],
+                "contaminated": bool(rec.get("contamination")),
                 "record": str(path.relative_to(results_dir)),
             }
         )
@@ -65,7 +66,10 @@ def _table(df: pd.DataFrame) -> str:
     """Encoders × tasks; "—" marks a pair without a record, "undefined" a metric that could not be computed."""
     df = df.assign(
         column=[f"{t} v{v}<br>{m}" for t, v, m in zip(df.task, df.task_version, df.metric, strict=True)],
-        cell=[_cell(m, s) for m, s in zip(df["mean"], df["std"], strict=True)],
+        cell=[
+            _cell(m, s) + (" †" if bad else "")
+            for m, s, bad in zip(df["mean"], df["std"], df["contaminated"], strict=True)
+        ],
     )
     columns = sorted(df.column.unique())
     cells = df.pivot(index="encoder", columns="column", values="cell").reindex(columns=columns).fillna("—")
@@ -92,6 +96,11 @@ def render_markdown(df: pd.DataFrame) -> str:
             "scores, shown only for encoders that have all of them.\n\n"
         )
         parts.append(_table(sub) + "\n")
+        if sub.contaminated.any():
+            parts.append(
+                "\n† scored with `--allow-contaminated`: the encoder was trained on some of these test clips "
+                "(see the record's `contamination`).\n"
+            )
     return "".join(parts)
 
 

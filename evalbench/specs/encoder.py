@@ -70,6 +70,10 @@ class EncoderSpec:
         options: Adapter options (validated by the adapter's option dataclass).
         checkpoint: Optional weights file.
         citation: Paper or repository the encoder comes from.
+        pretrain: Provenance written by ``evalbench pretrain`` (method, recipe,
+            data fingerprint, steps, final loss, commit) and ``trained_on``: the
+            file listing the content hashes of every training clip, which
+            ``run``'s contamination guard reads.
     """
 
     name: str
@@ -79,6 +83,7 @@ class EncoderSpec:
     options: dict[str, Any] = field(default_factory=dict)
     checkpoint: CheckpointSpec | None = None
     citation: str = ""
+    pretrain: dict[str, Any] = field(default_factory=dict)
     source_path: str = field(default="", metadata=_INTERNAL)
     sha256: str = field(default="", metadata=_INTERNAL)
 
@@ -107,6 +112,14 @@ class EncoderSpec:
         if not path.is_absolute() and self.source_path:
             path = Path(self.source_path).parent / path
         return path
+
+    def trained_on_path(self) -> Path | None:
+        """The file of training-clip content hashes recorded by ``evalbench pretrain`` (absolute), if any."""
+        name = self.pretrain.get("trained_on")
+        if not name:
+            return None
+        path = Path(name).expanduser()
+        return path if path.is_absolute() or not self.source_path else Path(self.source_path).parent / path
 
     def config_for_fingerprint(self) -> dict[str, Any]:
         """Everything of the spec that can change embeddings (not name, description or citation).

@@ -1,0 +1,293 @@
+"""The shared pretraining base: the method interface and the training loop.
+
+A method (one file each: :mod:`evalbench.pretrain.byola`, ...) is an
+``nn.Module`` that declares its networks, heads, views and
+:meth:`PretrainMethod.training_step`; everything else lives here, once:
+
+- a device-agnostic loop (``--device auto|cpu|cuda``) with the optimiser and
+  learning-rate schedule of the recipe (``torch.optim``,
+  ``torch.optim.lr_scheduler.LambdaLR``), gradient clipping, bf16/fp16 autocast
+  on CUDA only (fp32 on CPU), a per-step hook for EMA targets, and a ``tqdm``
+  bar with loss, steps/s and ETA;
+- seeded, deterministic data: crops are pure functions of (seed, epoch,
+  index) and augmentations draw from one checkpointed ``torch.Generator``;
+- checkpoints (:mod:`evalbench.pretrain.state`) written atomically every
+  ``checkpoint_every`` steps, at the end and on Ctrl-C, holding everything
+  needed to continue bit-identically on CPU;
+- the loss history as CSV and a PNG curve beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from evalbench.specs.recipe import Recipe, ScheduleSpec, TrainSpec
+
+
+class PretrainMethod(nn.Module):
+    """Base of the pretraining methods.
+
+    Subclasses set the class attributes, build their networks in ``__init__``
+    (under the loop's seed) and implement :meth:`training_step`; the exported
+    network must be the adapter's own network class, so that ``evalbench run``
+    loads it with no conversion.
+
+    Attributes:
+        NAME: Method name (``evalbench pretrain NAME``).
+        FAMILY: Adapter (and checkpoint family) of the exported encoder.
+        POOLING: Pooling of the registered encoder.
+        OPTIONS: The options dataclass of ``options`` in the recipe.
+        CITATION: The paper the recipe follows.
+    """
+
+    NAME: ClassVar[str] = ""
+    NEEDS_LABELS: ClassVar[bool] = False  # trains on a task's labels (needs --task)
+    FAMILY: ClassVar[str] = ""
+    POOLING: ClassVar[str] = "mean"
+    OPTIONS: ClassVar[type] = object
+    CITATION: ClassVar[str] = ""
+
+    def __init__(self, options: Any, train: TrainSpec) -> None:
+        super().__init__()
+        self.options, self.train_spec = options, train
+
+    # --- data the loop feeds ---------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        """Rate of the training audio."""
+        raise NotImplementedError
+
+    @property
+    def unit_seconds(self) -> float:
+        """Length of each training crop."""
+        raise NotImplementedError
+
+    @property
+    def crop_mode(self) -> str:
+        """Crop/pad rule of :class:`~evalbench.pretrain.data.CropDataset` (``v1``, ``v2``, ``start``)."""
+        raise NotImplementedError
+
+    prepare_clips: int = 0  # clips :meth:`prepare` wants before training (0: none)
+
+    def prepare(self, clips: Iterator[torch.Tensor]) -> dict[str, Any]:
+        """Statistics fitted on training audio before the first step (e.g. BYOL-A's pre-normalisation).
+
+        Returns:
+            A JSON-able description for the log and the checkpoint.
+        """
+        return {}
+
+    # --- the step ----------------------------------------------------------------------------
+    def training_step(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
+        """The scalar loss of one batch, on the training device.
+
+        The batch is waveforms ``(B, N)``, or a tuple such as ``(waveforms,
+        labels)`` for methods whose data yields one (:meth:`make_data`).
+        """
+        raise NotImplementedError
+
+    def make_data(self, corpus: Any, seed: int, audio_cache: Path, labels: dict[str, int] | None) -> tuple[Any, Any]:
+        """The dataset and batch sampler of training (default: unlabelled seeded crops, a permutation per epoch).
+
+        Args:
+            corpus: The :class:`~evalbench.pretrain.corpus.PretrainCorpus`.
+            seed: The recipe's seed.
+            audio_cache: Resampled-audio cache folder.
+            labels: File → class index, for methods that train on labels (else None).
+        """
+        from evalbench.pretrain.data import CropDataset, EpochSampler
+
+        dataset = CropDataset(corpus, self.sample_rate, self.unit_seconds, self.crop_mode, seed, audio_cache)
+        return dataset, EpochSampler(len(corpus.files), self.train_spec.batch_size, seed)
+
+    def after_step(self, step: int) -> None:
+        """Called after each optimiser step (EMA targets update here)."""
+
+    # --- export ------------------------------------------------------------------------------
+    def encoder_network(self) -> nn.Module:
+        """The network that ``evalbench run``'s adapter loads (an adapter network class)."""
+        raise NotImplementedError
+
+    def encoder_options(self) -> dict[str, Any]:
+        """Adapter options of the registered encoder (they shape its input: front end, rates, version)."""
+        raise NotImplementedError
+
+
+def lr_multiplier(schedule: ScheduleSpec, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
+    """The schedule as ``step -> factor`` of the base learning rate (for ``LambdaLR``).
+
+    Linear warm-up over ``warmup_steps``; then ``constant`` (BYOL-A), ``cosine``
+    decay to ``final_factor`` at ``total_steps`` (MSN), or ``step`` (× ``gamma``
+    at each milestone epoch).
+    """
+
+    def factor(step: int) -> float:
+        if schedule.warmup_steps and step < schedule.warmup_steps:
+            return (step + 1) / schedule.warmup_steps
+        if schedule.name == "cosine":
+            span = max(1, total_steps - schedule.warmup_steps)
+            progress = min(1.0, (step - schedule.warmup_steps) / span)
+            return schedule.final_factor + (1 - schedule.final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if schedule.name == "step":
+            epoch = step // max(1, steps_per_epoch)
+            return schedule.gamma ** sum(epoch >= m for m in schedule.milestones)
+        return 1.0
+
+    return factor
+
+
+def make_optimizer(params: list[nn.Parameter], train: TrainSpec) -> torch.optim.Optimizer:
+    """The recipe's ``torch.optim`` optimiser over ``params``."""
+    opt = train.optimizer
+    if opt.name == "sgd":
+        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
+    return cls(params, lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 for ``auto``/``bf16`` on CUDA, fp16 for ``fp16``, none on CPU or for ``fp32``."""
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+@dataclass
+class History:
+    """Loss history: one row per step (``step``, ``loss``, ``lr``, ``seconds`` since start of this run)."""
+
+    rows: list[tuple[int, float, float, float]] = field(default_factory=list)
+
+    def add(self, step: int, loss: float, lr: float, seconds: float) -> None:
+        """Append one step."""
+        self.rows.append((step, loss, lr, seconds))
+
+    def last_mean(self, n: int = 20) -> float:
+        """Mean loss of the last ``n`` steps (NaN when empty)."""
+        tail = [r[1] for r in self.rows[-n:]]
+        return sum(tail) / len(tail) if tail else float("nan")
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` (a tensor or a tuple of tensors) on ``device`` (non-blocking from pinned memory)."""
+    if isinstance(batch, tuple | list):
+        return tuple(b.to(device, non_blocking=True) for b in batch)
+    return batch.to(device, non_blocking=True)
+
+
+def train_steps(
+    method: PretrainMethod,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    batches: Iterator[Any],
+    generator: torch.Generator,
+    recipe: Recipe,
+    start: int,
+    total: int,
+    device: torch.device,
+    history: History,
+    on_step: Callable[[int], None],
+    desc: str,
+    show: bool = True,
+) -> int:
+    """Run optimiser steps ``start .. total - 1``; returns the number of the next step.
+
+    ``on_step(step)`` runs after each completed step (checkpointing, the
+    monitor); a non-finite loss stops training with a clear error before the
+    step is applied, so a checkpoint never holds NaN weights.
+    """
+    train = recipe.train
+    dtype = autocast_dtype(train.precision, device)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    params = [p for p in method.parameters() if p.requires_grad]
+    began = time.perf_counter()
+    bar = tqdm(total=total, initial=start, desc=desc, unit="step", disable=None if show else True, dynamic_ncols=True)
+    step = start
+    try:
+        for batch in batches:
+            if step >= total:
+                break
+            method.train()
+            batch = to_device(batch, device)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = method.training_step(batch, generator)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"step {step}: the {method.NAME} loss is {loss.item()}; training stopped")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if train.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, train.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            method.after_step(step)
+            history.add(step, float(loss.detach()), lr, time.perf_counter() - began)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{history.last_mean():.4f}", lr=f"{lr:.2e}")
+            on_step(step)
+    finally:
+        bar.close()
+    return step
+
+
+def save_curve(history: History, out_dir: Path, title: str) -> list[Path]:
+    """Write ``loss.csv`` and ``loss.png`` (raw loss and a 20-step running mean) into ``out_dir``."""
+    import pandas as pd
+
+    from evalbench.utils.io import atomic_write_bytes, atomic_write_text
+
+    frame = pd.DataFrame(history.rows, columns=["step", "loss", "lr", "seconds"])
+    paths = [Path(out_dir) / "loss.csv", Path(out_dir) / "loss.png"]
+    atomic_write_text(paths[0], frame.to_csv(index=False, lineterminator="\n"))
+    if frame.empty:
+        return paths[:1]
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(frame.step, frame.loss, alpha=0.3, label="loss")
+    ax.plot(frame.step, frame.loss.rolling(20, min_periods=1).mean(), label="running mean (20 steps)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(paths[1], buf.getvalue())
+    return paths
+
+
+__all__ = [
+    "History",
+    "PretrainMethod",
+    "autocast_dtype",
+    "lr_multiplier",
+    "make_optimizer",
+    "save_curve",
+    "train_steps",
+]

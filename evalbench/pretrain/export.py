@@ -1,0 +1,114 @@
+"""Export a trained network as an encoder that ``evalbench run`` scores, and register it.
+
+On finish, ``evalbench pretrain`` writes into the run folder:
+
+- ``encoder.pt``: the network the adapter loads, as an evalbench checkpoint
+  (family, the adapter options that shape its input, provenance) with plain
+  keys (no ``module.``, ``_orig_mod.`` or method prefixes);
+- ``trained_on.txt``: the SHA-256 of every training clip, one per line, which
+  ``run``'s contamination guard compares with each task's test clips;
+
+and ``<encoders dir>/<name>.yaml``: adapter, options, pooling, checkpoint path
+and SHA-256, and the provenance (method, preset, resolved recipe, data
+description and fingerprint, steps, final loss, git commit, date).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evalbench.adapters.checkpoints import save_checkpoint
+from evalbench.pretrain.base import PretrainMethod
+from evalbench.specs.recipe import Recipe
+from evalbench.utils.hashing import sha256_file
+from evalbench.utils.io import atomic_write_text
+from evalbench.utils.provenance import git_state
+
+WEIGHTS, TRAINED_ON = "encoder.pt", "trained_on.txt"
+
+
+def plain_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """Strip wrapper prefixes (``module.`` from DDP, ``_orig_mod.`` from ``torch.compile``) from every key."""
+    out = {}
+    for key, value in state.items():
+        for prefix in ("module.", "_orig_mod."):
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        out[key] = value
+    return out
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), base.resolve())
+    except ValueError:  # another drive (Windows)
+        return str(path.resolve())
+
+
+def export_encoder(
+    method: PretrainMethod,
+    recipe: Recipe,
+    data: dict[str, Any],
+    content_hashes: list[str],
+    out_dir: Path,
+    name: str,
+    encoders_dir: Path,
+    steps: int,
+    final_loss: float,
+    command: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the weights, the training-clip fingerprint and ``<encoders_dir>/<name>.yaml``; returns the YAML path."""
+    out_dir, encoders_dir = Path(out_dir), Path(encoders_dir)
+    network = method.encoder_network()
+    options = method.encoder_options()
+    meta = {"method": method.NAME, "preset": recipe.preset, "steps": steps, "data": data["fingerprint"]}
+    weights = out_dir / WEIGHTS
+    save_checkpoint(weights, _Plain(network), method.FAMILY, options, meta)
+    atomic_write_text(out_dir / TRAINED_ON, "\n".join(sorted(set(content_hashes))) + "\n")
+    spec = {
+        "name": name,
+        "adapter": method.FAMILY,
+        "description": (
+            f"{method.NAME} pretrained by evalbench ({recipe.preset} preset, {steps} steps on {data['description']})"
+        ),
+        "pooling": method.POOLING,
+        "options": options,
+        "checkpoint": {"path": _relative(weights, encoders_dir), "sha256": sha256_file(weights), "source": command},
+        "citation": method.CITATION,
+        "pretrain": {
+            "method": method.NAME,
+            "preset": recipe.preset,
+            "recipe": recipe.resolved,
+            "recipe_sha256": recipe.sha256,
+            "data": data,
+            "steps": steps,
+            "final_loss": round(float(final_loss), 6),
+            "git_commit": git_state().get("commit"),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "trained_on": _relative(out_dir / TRAINED_ON, encoders_dir),
+            **{k: v for k, v in (extra or {}).items() if k == "classifier"},
+        },
+    }
+    path = encoders_dir / f"{name}.yaml"
+    header = f"# Written by `{command}`; re-running it (or --resume) rewrites this file.\n"
+    atomic_write_text(path, header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=110))
+    return path
+
+
+class _Plain:
+    """Adapter giving :func:`save_checkpoint` a module whose state dict has plain keys."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def state_dict(self) -> dict[str, Any]:
+        return plain_keys(self.module.state_dict())
+
+
+__all__ = ["TRAINED_ON", "WEIGHTS", "export_encoder", "plain_keys"]

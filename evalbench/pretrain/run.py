@@ -1,0 +1,298 @@
+"""Orchestration of ``evalbench pretrain``: recipe → data → method → loop → checkpoint → encoder.
+
+1. Resolve the recipe (``encoders/recipes/<method>.yaml``, preset, overrides)
+   and the corpus (``--data DIR``, ``--task NAME`` training portion, or the
+   embedded synthetic corpus), and say which.
+2. Build the method on the device under the recipe's seed; resume from
+   ``<out>/state.pt`` when it exists and matches the recipe and data (else
+   refuse, naming what differs), or fit the method's input statistics.
+3. Train with :func:`evalbench.pretrain.base.train_steps`, checkpointing every
+   ``checkpoint_every`` steps, at the end, and on Ctrl-C.
+4. Export the network and register ``<encoders dir>/<name>.yaml``; print the
+   ``evalbench run`` command that scores it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from evalbench.data.prepare import open_task_data
+from evalbench.data.task_data import TaskData
+from evalbench.errors import EvalbenchError
+from evalbench.pretrain import method_class
+from evalbench.pretrain.base import History, lr_multiplier, make_optimizer, save_curve, to_device, train_steps
+from evalbench.pretrain.corpus import PretrainCorpus, embedded_corpus, folder_corpus, task_corpus
+from evalbench.pretrain.data import collate, make_loader
+from evalbench.pretrain.export import export_encoder
+from evalbench.pretrain.state import check_compatible, load_state, rng_states, save_state, set_rng_states
+from evalbench.specs.recipe import Recipe, resolve_recipe
+from evalbench.utils.device import resolve_device
+
+STATE = "state.pt"
+
+
+@dataclass
+class PretrainJob:
+    """Everything ``evalbench pretrain`` was asked to do.
+
+    Attributes:
+        method: Method name.
+        recipes_dir: Folder of the recipe YAMLs.
+        preset: Recipe preset.
+        overrides: ``{"train"|"options": {...}}`` layers from ``--set`` and the dedicated flags.
+        data: ``--data`` folder, or None.
+        task: ``--task`` name, or None.
+        fold: ``--fold`` of a k-fold task.
+        name: Encoder name to register (default ``<method>-<preset>``).
+        device: ``auto``, ``cpu``, ``cuda``...
+        restart: Ignore an existing checkpoint and start over.
+        data_root: Prepared datasets (``--task``, the embedded corpus).
+        cache_dir: Cache root (resampled audio).
+        encoders_dir: Where the encoder YAML is registered (and checkpoints live).
+        tasks_dir: Task specs (``--task``).
+        command: The command line, recorded in the encoder YAML.
+    """
+
+    method: str
+    recipes_dir: Path
+    data_root: Path
+    cache_dir: Path
+    encoders_dir: Path
+    tasks_dir: Path
+    preset: str = "paper"
+    overrides: list[dict[str, Any]] = field(default_factory=list)
+    data: Path | None = None
+    task: str | None = None
+    fold: int | None = None
+    name: str | None = None
+    device: str = "auto"
+    restart: bool = False
+    command: str = ""
+
+
+@dataclass
+class PretrainResult:
+    """What a pretraining run produced."""
+
+    name: str
+    encoder_yaml: Path
+    out_dir: Path
+    steps: int
+    final_loss: float
+    resumed_from: int
+
+
+def load_recipe(job: PretrainJob, extra: list[dict[str, Any]] | None = None) -> Recipe:
+    """The resolved recipe of ``job`` (file, preset, overrides, then ``extra`` layers)."""
+    cls = method_class(job.method)
+    path = Path(job.recipes_dir) / f"{job.method}.yaml"
+    if not path.is_file():
+        raise EvalbenchError(f"{path}: recipe not found; recipes live in encoders/recipes/<method>.yaml")
+    return resolve_recipe(path, cls.OPTIONS, job.preset, [*job.overrides, *(extra or [])])
+
+
+def labelled_task(job: PretrainJob) -> TaskData:
+    """The task whose labels a supervised method trains on (single-label only).
+
+    Raises:
+        EvalbenchError: No ``--task``, or a multi-label task.
+    """
+    if job.task is None:
+        raise EvalbenchError(
+            f"pretrain {job.method}: trains on labels; give --task NAME (and --fold K for a k-fold task)"
+        )
+    from evalbench.specs.task import load_task
+
+    data = open_task_data(load_task(job.task, job.tasks_dir), job.data_root)
+    if data.y.ndim != 1:
+        raise EvalbenchError(f"pretrain {job.method}: task '{job.task}' is multi-label; it needs single-label classes")
+    return data
+
+
+def held_out(data: TaskData, fold: int | None) -> PretrainCorpus:
+    """The test clips of a labelled task (test split, or fold ``fold``) as a corpus, for the classifier's accuracy."""
+    rows = np.flatnonzero(data.fold == fold) if data.fold is not None else np.flatnonzero(data.split == "test")
+    files = [data.files[i] for i in rows]
+    where = f"fold {fold}" if data.fold is not None else "test split"
+    return PretrainCorpus(
+        f"task {data.task.name}, {where}", data.dataset.audio_root, files, {f: data.dataset.content[f] for f in files}
+    )
+
+
+def load_corpus(job: PretrainJob, sample_rate: int) -> PretrainCorpus:
+    """The pretraining audio: ``--data``, ``--task`` (training portion only) or the embedded corpus."""
+    if job.data is not None and job.task is not None:
+        raise EvalbenchError("--data and --task: give one source of pretraining audio, not both")
+    if job.data is not None:
+        return folder_corpus(Path(job.data).expanduser())
+    if job.task is not None:
+        from evalbench.specs.task import load_task
+
+        return task_corpus(load_task(job.task, job.tasks_dir), job.data_root, job.fold)
+    if job.fold is not None:
+        raise EvalbenchError("--fold goes with --task (the k-fold task whose fold is held out)")
+    return embedded_corpus(job.data_root, sample_rate=sample_rate)
+
+
+def _prepare(method: Any, dataset: Any, n_files: int, seed: int, workers: int) -> dict[str, Any]:
+    """Feed the method the crops it wants before training (e.g. BYOL-A's pre-normalisation statistics)."""
+    if not method.prepare_clips:
+        return {}
+    order = torch.randperm(n_files, generator=torch.Generator().manual_seed(seed))[: method.prepare_clips].tolist()
+    keys = [(0, i) for i in order]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64, sampler=keys, num_workers=workers)
+    return method.prepare(iter(loader))
+
+
+def pretrain(job: PretrainJob, log: Callable[[str], None] = print) -> PretrainResult:
+    """Run (or resume) one pretraining job; see the module docstring.
+
+    Raises:
+        EvalbenchError: Bad recipe or data, or a checkpoint of another recipe or corpus.
+    """
+    cls = method_class(job.method)
+    task_data = labelled_task(job) if cls.NEEDS_LABELS else None
+    recipe = load_recipe(job, [{"options": {"n_classes": len(task_data.classes)}}] if task_data else None)
+    train = recipe.train
+    device = resolve_device(job.device)
+    torch.manual_seed(train.seed)
+    method = cls(recipe.options, train)
+    corpus = load_corpus(job, method.sample_rate)
+    labels = None
+    if task_data is not None:
+        labels = {f: int(y) for f, y in zip(task_data.files, task_data.y, strict=True)}
+    name = job.name or f"{job.method}-{recipe.preset}"
+    out_dir = Path(job.encoders_dir) / "checkpoints" / "pretrain" / name
+    log(f"pretrain {job.method}: recipe {recipe.source}, preset '{recipe.preset}'")
+    log(f"pretrain {job.method}: data: {corpus.description}")
+    dataset, sampler = method.make_data(corpus, train.seed, Path(job.cache_dir) / "audio", labels)
+    total = train.steps or train.epochs * sampler.steps_per_epoch
+    method.to(device)
+    generator = torch.Generator().manual_seed(train.seed)
+    optimizer = make_optimizer([p for p in method.parameters() if p.requires_grad], train)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_multiplier(train.schedule, total, sampler.steps_per_epoch)
+    )
+    data = {"description": corpus.description, "fingerprint": corpus.fingerprint, "n_files": len(corpus.files)}
+    history, start, fitted = History(), 0, {}
+    state_path = out_dir / STATE
+    if state_path.is_file() and not job.restart:
+        state = load_state(state_path)
+        check_compatible(state, recipe.resolved, data, state_path)
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_states(state["rng"], generator)
+        history.rows = [tuple(r) for r in state["history"]]
+        start, fitted = int(state["step"]), state.get("fitted", {})
+        log(f"pretrain {job.method}: resuming {state_path} at step {start} of {total}")
+    else:
+        fitted = _prepare(method, dataset, len(corpus.files), train.seed, train.workers)
+        if fitted:
+            log(f"pretrain {job.method}: fitted {fitted}")
+
+    def checkpoint(step: int) -> None:
+        save_state(
+            state_path,
+            {
+                "recipe": recipe.resolved,
+                "recipe_sha256": recipe.sha256,
+                "data": data,
+                "step": step,
+                "method": method.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_states(generator),
+                "history": history.rows,
+                "fitted": fitted,
+            },
+        )
+        save_curve(history, out_dir, f"{name}: {job.method} ({recipe.preset})")
+
+    def on_step(step: int) -> None:
+        if interrupted:
+            checkpoint(step)
+            log(f"pretrain {job.method}: interrupted; checkpoint at step {step} in {state_path}; rerun to resume")
+            raise KeyboardInterrupt
+        if step % train.checkpoint_every == 0 and step < total:
+            checkpoint(step)
+
+    log(f"pretrain {job.method}: {total} steps of batch {train.batch_size} on {device}; checkpoints in {out_dir}")
+    loader = make_loader(dataset, sampler, start, train.workers)
+    interrupted: list[bool] = []
+    with _deferred_interrupt(interrupted):
+        step = train_steps(
+            method, optimizer, scheduler, iter(loader), generator, recipe, start, total, device, history, on_step,
+            f"pretrain {name}",
+        )  # fmt: skip
+    checkpoint(step)
+    final = history.last_mean()
+    extra = {}
+    if task_data is not None:
+        extra = classifier_accuracy(method, task_data, job, dataset)
+        log(f"pretrain {job.method}: the classifier's own accuracy on {extra['held_out']}: {extra['accuracy']:.4f}")
+    yaml_path = export_encoder(
+        method, recipe, data, list(corpus.content.values()), out_dir, name, job.encoders_dir, step, final,
+        job.command, extra,
+    )  # fmt: skip
+    log(f"pretrain {job.method}: {step} steps, final loss {final:.4f} (mean of the last 20); loss curve {out_dir}")
+    log(f"pretrain {job.method}: registered encoder '{name}' ({yaml_path})")
+    return PretrainResult(name, yaml_path, out_dir, step, final, start)
+
+
+def classifier_accuracy(method: Any, data: TaskData, job: PretrainJob, train_set: Any) -> dict[str, Any]:
+    """A supervised method's own test accuracy on the held-out clips (the number the baselines' report gave)."""
+    holdout = held_out(data, job.fold)
+    labels = {f: int(y) for f, y in zip(data.files, data.y, strict=True)}
+    cache = train_set.cache.root if train_set.cache is not None else None
+    dataset = type(train_set)(
+        holdout, method.sample_rate, method.unit_seconds, method.crop_mode, 0, cache,
+        labels=[labels[f] for f in holdout.files],
+    )  # fmt: skip
+    keys = [(0, i) for i in range(len(holdout.files))]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, sampler=keys, collate_fn=collate)
+    device = next(method.parameters()).device
+    accuracy = method.accuracy(to_device(b, device) for b in loader)
+    return {"classifier": {"accuracy": accuracy, "held_out": holdout.description, "clips": len(keys)},
+            "accuracy": accuracy, "held_out": holdout.description}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _deferred_interrupt(flag: list[bool]) -> Iterator[None]:
+    """Turn Ctrl-C into a flag checked at the next step boundary, so the checkpoint is of a whole step.
+
+    A second Ctrl-C interrupts at once (the last periodic checkpoint stays valid).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag:
+            raise KeyboardInterrupt
+        flag.append(True)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as a user would type it (recorded in the encoder YAML)."""
+    return "evalbench " + " ".join(shlex.quote(a) for a in argv)
+
+
+__all__ = ["PretrainJob", "PretrainResult", "command_line", "load_corpus", "load_recipe", "pretrain"]
