@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from evalbench import __version__
-from evalbench.cli import data, embed, encoders, leaderboard, pretrain, run, tasks
+from evalbench.cli import bench, data, embed, encoders, leaderboard, pretrain, run, tasks
 from evalbench.errors import EvalbenchError
 
 EPILOG = """examples:
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"evalbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, embed, pretrain, leaderboard, tasks, encoders, data):
+    for module in (run, embed, pretrain, leaderboard, tasks, encoders, data, bench):
         module.add_parser(sub)
     return parser
 

@@ -41,6 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--recipes-dir", type=Path, help="recipe folder (default: <encoders-dir>/recipes)")
+    p.add_argument(
+        "--monitor",
+        metavar="TASK",
+        help="score the encoder every train.monitor_every steps with a kNN probe on TASK's train/valid split "
+        "(never test); curve in monitor.png",
+    )
     add_dirs(p, data=True, cache=True)
     p.set_defaults(handler=handle)
 
@@ -89,8 +95,10 @@ def handle(args: argparse.Namespace) -> int:
         name=args.name,
         device=args.device,
         restart=args.restart,
+        monitor=args.monitor,
         command=command_line(sys.argv[1:] if sys.argv[1:2] == ["pretrain"] else ["pretrain", args.method]),
     )
     result = pretrain(job)
-    print(f"score it: evalbench run --encoder {result.name} --tasks synth")
+    if result.main:
+        print(f"score it: evalbench run --encoder {result.name} --tasks synth")
     return 0

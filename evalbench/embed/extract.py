@@ -27,7 +27,7 @@ from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.errors import AudioDecodeError, EvalbenchError
 from evalbench.registry import ADAPTERS, POOLINGS
-from evalbench.specs.encoder import EncoderSpec
+from evalbench.specs.encoder import EncoderSpec, pretrained_alternatives
 from evalbench.utils.hashing import sha256_file, sha256_json
 
 FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (PROTOCOL.md §2.1)
@@ -94,6 +94,9 @@ def verify_checkpoint(spec: EncoderSpec) -> str | None:
     if path is not None:
         if not path.is_file():
             hint = f" (obtain it from {spec.checkpoint.source})" if spec.checkpoint and spec.checkpoint.source else ""
+            trained = [other.name for other in pretrained_alternatives(spec)]
+            if trained:
+                hint += f"; encoders of this family that `evalbench pretrain` produced: {', '.join(trained)}"
             raise EvalbenchError(f"{spec.source_path}: checkpoint.path: file {path} not found{hint}")
         digest = sha256_file(path)
         expected = spec.checkpoint.sha256 if spec.checkpoint else None

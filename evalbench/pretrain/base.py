@@ -95,7 +95,19 @@ class PretrainMethod(nn.Module):
         """
         raise NotImplementedError
 
-    def make_data(self, corpus: Any, seed: int, audio_cache: Path, labels: dict[str, int] | None) -> tuple[Any, Any]:
+    def forward(self, batch: Any, generator: torch.Generator) -> torch.Tensor:
+        """:meth:`training_step`, so that ``DistributedDataParallel(method)`` can be called like the method."""
+        return self.training_step(batch, generator)
+
+    def make_data(
+        self,
+        corpus: Any,
+        seed: int,
+        audio_cache: Path,
+        labels: dict[str, int] | None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> tuple[Any, Any]:
         """The dataset and batch sampler of training (default: unlabelled seeded crops, a permutation per epoch).
 
         Args:
@@ -103,11 +115,13 @@ class PretrainMethod(nn.Module):
             seed: The recipe's seed.
             audio_cache: Resampled-audio cache folder.
             labels: File → class index, for methods that train on labels (else None).
+            rank: This process's rank under torchrun (it takes its slice of each global batch).
+            world: Number of ranks.
         """
         from evalbench.pretrain.data import CropDataset, EpochSampler
 
         dataset = CropDataset(corpus, self.sample_rate, self.unit_seconds, self.crop_mode, seed, audio_cache)
-        return dataset, EpochSampler(len(corpus.files), self.train_spec.batch_size, seed)
+        return dataset, EpochSampler(len(corpus.files), self.train_spec.batch_size, seed, rank, world)
 
     def after_step(self, step: int) -> None:
         """Called after each optimiser step (EMA targets update here)."""
@@ -120,6 +134,20 @@ class PretrainMethod(nn.Module):
     def encoder_options(self) -> dict[str, Any]:
         """Adapter options of the registered encoder (they shape its input: front end, rates, version)."""
         raise NotImplementedError
+
+    def embed_for_monitor(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled clip embeddings ``(B, D)`` of the current weights, as ``evalbench run`` would compute them.
+
+        The registered adapter's computation (front end, input normalisation,
+        network, validity mask, the encoder's pooling) on the training network,
+        for :mod:`evalbench.pretrain.monitor`, which calls it in eval mode under
+        ``torch.inference_mode``.
+
+        Args:
+            wav: ``(B, N)`` float32 audio at :attr:`sample_rate`, zero-padded on the right.
+            lengths: ``(B,)`` valid samples per clip.
+        """
+        raise NotImplementedError(f"pretrain method '{self.NAME}' does not implement embed_for_monitor")
 
 
 def lr_multiplier(schedule: ScheduleSpec, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
@@ -198,13 +226,20 @@ def train_steps(
     on_step: Callable[[int], None],
     desc: str,
     show: bool = True,
+    forward: Callable[[Any, torch.Generator], torch.Tensor] | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> int:
     """Run optimiser steps ``start .. total - 1``; returns the number of the next step.
 
     ``on_step(step)`` runs after each completed step (checkpointing, the
     monitor); a non-finite loss stops training with a clear error before the
-    step is applied, so a checkpoint never holds NaN weights.
+    step is applied, so a checkpoint never holds NaN weights.  ``forward`` is
+    what computes the loss (the ``DistributedDataParallel`` wrapper under
+    torchrun; default the method) and ``reduce`` turns a rank's loss into the
+    logged global one.
     """
+    forward = forward or method
+    reduce = reduce or (lambda v: v)
     train = recipe.train
     dtype = autocast_dtype(train.precision, device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
@@ -213,13 +248,12 @@ def train_steps(
     bar = tqdm(total=total, initial=start, desc=desc, unit="step", disable=None if show else True, dynamic_ncols=True)
     step = start
     try:
-        for batch in batches:
-            if step >= total:
-                break
+        while step < total:
+            batch = next(batches)  # never one more than needed: a batch costs a decode
             method.train()
             batch = to_device(batch, device)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                loss = method.training_step(batch, generator)
+                loss = forward(batch, generator)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"step {step}: the {method.NAME} loss is {loss.item()}; training stopped")
             optimizer.zero_grad(set_to_none=True)
@@ -238,7 +272,7 @@ def train_steps(
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             method.after_step(step)
-            history.add(step, float(loss.detach()), lr, time.perf_counter() - began)
+            history.add(step, float(reduce(loss.detach())), lr, time.perf_counter() - began)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{history.last_mean():.4f}", lr=f"{lr:.2e}")

@@ -36,9 +36,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from evalbench.adapters.base import Frames
 from evalbench.adapters.byola_nets import build_network
 from evalbench.adapters.frontend import LogMelFrontEnd
 from evalbench.adapters.options import LogMelFrontEndOptions
+from evalbench.adapters.pooling import pool_mean_max
 from evalbench.augment.spectrogram import MixupBank, PostNorm, RandomLinearFader, RandomResizeCrop
 from evalbench.pretrain.base import PretrainMethod
 from evalbench.pretrain.ema import ema_update, make_target
@@ -205,6 +207,30 @@ class ByolA(PretrainMethod):
         """``byola`` adapter options; input statistics are fitted downstream, as BYOL-A's evaluation does."""
         o = self.options
         return {"version": o.version, "feature_d": o.feature_d, "frontend": to_dict(o.frontend)}
+
+    def embed_for_monitor(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``mean_max``-pooled embeddings of whole clips, as the ``byola`` adapter's ``encode`` computes them.
+
+        Log-mel of each clip framed alone, scalar normalisation with the
+        training statistics (``norm_stats``, where the adapter fits its own on
+        the task), zeros past each clip's frames, the encoder masked by
+        ``n_valid``, and masked mean + max over the valid output frames.
+        """
+        if not torch.isfinite(self.norm_stats).all():
+            raise RuntimeError("BYOL-A: norm_stats are not fitted yet (prepare() runs before training)")
+        mean, std = self.norm_stats.tolist()
+        net = self.encoder_network()
+        spec = self.frontend(wav.float(), lengths)
+        n_in = self.frontend.frame_mask(lengths, spec.shape[-1]).sum(1)
+        x = ((spec - mean) / std).unsqueeze(1)  # (B, 1, F, T)
+        x = x * (torch.arange(x.shape[-1], device=x.device)[None, :] < n_in[:, None].to(x.device))[:, None, None, :]
+        n_net = n_in.clamp(min=net.downsample)
+        if x.shape[-1] < net.downsample:
+            x = nn.functional.pad(x, (0, net.downsample - x.shape[-1]))
+        emb = net(x, n_net)
+        n_out = net.valid_output_frames(n_net).clamp(min=1, max=emb.shape[1])
+        mask = torch.arange(emb.shape[1], device=emb.device)[None, :] < n_out[:, None].to(emb.device)
+        return pool_mean_max(Frames(emb, mask))
 
 
 __all__ = ["ByolA", "ByolaRecipeOptions"]

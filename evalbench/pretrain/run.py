@@ -33,6 +33,16 @@ from evalbench.pretrain import method_class
 from evalbench.pretrain.base import History, lr_multiplier, make_optimizer, save_curve, to_device, train_steps
 from evalbench.pretrain.corpus import PretrainCorpus, embedded_corpus, folder_corpus, task_corpus
 from evalbench.pretrain.data import collate, make_loader
+from evalbench.pretrain.distributed import (
+    DistEnv,
+    barrier,
+    gather,
+    init_from_env,
+    mean_over_ranks,
+    rank_device,
+    shutdown,
+    wrap,
+)
 from evalbench.pretrain.export import export_encoder
 from evalbench.pretrain.state import check_compatible, load_state, rng_states, save_state, set_rng_states
 from evalbench.specs.recipe import Recipe, resolve_recipe
@@ -61,6 +71,7 @@ class PretrainJob:
         encoders_dir: Where the encoder YAML is registered (and checkpoints live).
         tasks_dir: Task specs (``--task``).
         command: The command line, recorded in the encoder YAML.
+        monitor: ``--monitor`` task scored every ``train.monitor_every`` steps (:mod:`evalbench.pretrain.monitor`).
     """
 
     method: str
@@ -78,6 +89,7 @@ class PretrainJob:
     device: str = "auto"
     restart: bool = False
     command: str = ""
+    monitor: str | None = None
 
 
 @dataclass
@@ -90,6 +102,7 @@ class PretrainResult:
     steps: int
     final_loss: float
     resumed_from: int
+    main: bool = True
 
 
 def load_recipe(job: PretrainJob, extra: list[dict[str, Any]] | None = None) -> Recipe:
@@ -144,30 +157,56 @@ def load_corpus(job: PretrainJob, sample_rate: int) -> PretrainCorpus:
     return embedded_corpus(job.data_root, sample_rate=sample_rate)
 
 
-def _prepare(method: Any, dataset: Any, n_files: int, seed: int, workers: int) -> dict[str, Any]:
-    """Feed the method the crops it wants before training (e.g. BYOL-A's pre-normalisation statistics)."""
+def prepare_method(method: Any, dataset: Any, n_files: int, seed: int, workers: int) -> dict[str, Any]:
+    """Feed the method the crops it wants before training (e.g. BYOL-A's pre-normalisation statistics).
+
+    The crops are epoch 0's of a seeded random subset of ``method.prepare_clips`` files; the loader has its own
+    generator, so fitting never advances the global torch RNG.
+    """
     if not method.prepare_clips:
         return {}
     order = torch.randperm(n_files, generator=torch.Generator().manual_seed(seed))[: method.prepare_clips].tolist()
-    keys = [(0, i) for i in order]
-    loader = torch.utils.data.DataLoader(dataset, batch_size=64, sampler=keys, num_workers=workers)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=64,
+        sampler=[(0, i) for i in order],
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(0),
+    )
     return method.prepare(iter(loader))
 
 
 def pretrain(job: PretrainJob, log: Callable[[str], None] = print) -> PretrainResult:
     """Run (or resume) one pretraining job; see the module docstring.
 
+    Under torchrun every rank calls this; rank 0 logs, checkpoints and registers
+    (:mod:`evalbench.pretrain.distributed`).
+
     Raises:
         EvalbenchError: Bad recipe or data, or a checkpoint of another recipe or corpus.
     """
     cls = method_class(job.method)
+    env = init_from_env(resolve_device(job.device))
+    try:
+        return _pretrain(job, cls, env, log if env.main else (lambda _: None))
+    finally:
+        shutdown(env)
+
+
+def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], None]) -> PretrainResult:
     task_data = labelled_task(job) if cls.NEEDS_LABELS else None
     recipe = load_recipe(job, [{"options": {"n_classes": len(task_data.classes)}}] if task_data else None)
     train = recipe.train
-    device = resolve_device(job.device)
+    if train.batch_size % env.world:
+        raise EvalbenchError(f"batch size {train.batch_size} does not divide over {env.world} processes")
+    device = rank_device(resolve_device(job.device), env)
     torch.manual_seed(train.seed)
     method = cls(recipe.options, train)
-    corpus = load_corpus(job, method.sample_rate)
+    if env.main:  # rank 0 builds an embedded corpus first; the others then read it
+        corpus = load_corpus(job, method.sample_rate)
+    barrier(env)
+    if not env.main:
+        corpus = load_corpus(job, method.sample_rate)
     labels = None
     if task_data is not None:
         labels = {f: int(y) for f, y in zip(task_data.files, task_data.y, strict=True)}
@@ -175,10 +214,20 @@ def pretrain(job: PretrainJob, log: Callable[[str], None] = print) -> PretrainRe
     out_dir = Path(job.encoders_dir) / "checkpoints" / "pretrain" / name
     log(f"pretrain {job.method}: recipe {recipe.source}, preset '{recipe.preset}'")
     log(f"pretrain {job.method}: data: {corpus.description}")
-    dataset, sampler = method.make_data(corpus, train.seed, Path(job.cache_dir) / "audio", labels)
+    dataset, sampler = method.make_data(corpus, train.seed, Path(job.cache_dir) / "audio", labels, env.rank, env.world)
     total = train.steps or train.epochs * sampler.steps_per_epoch
+    monitor = None
+    if job.monitor is not None and env.main:  # --monitor: kNN probe of a task's train/valid rows while training
+        from evalbench.pretrain.monitor import Monitor
+        from evalbench.specs.task import load_task
+
+        monitor_task = load_task(job.monitor, job.tasks_dir)
+        audio = Path(job.cache_dir) / "audio"
+        monitor = Monitor(monitor_task, job.data_root, audio, out_dir, sample_rate=method.sample_rate)
+        log(f"pretrain {job.method}: monitor {job.monitor}: {monitor.description}")
     method.to(device)
-    generator = torch.Generator().manual_seed(train.seed)
+    model = wrap(method, env, device)
+    generator = torch.Generator().manual_seed(train.seed + 7919 * env.rank)  # rank 0: the single-process stream
     optimizer = make_optimizer([p for p in method.parameters() if p.requires_grad], train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_multiplier(train.schedule, total, sampler.steps_per_epoch)
@@ -192,51 +241,73 @@ def pretrain(job: PretrainJob, log: Callable[[str], None] = print) -> PretrainRe
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        set_rng_states(state["rng"], generator)
+        rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+        set_rng_states(rngs[env.rank] if env.rank < len(rngs) else rngs[0], generator)
         history.rows = [tuple(r) for r in state["history"]]
         start, fitted = int(state["step"]), state.get("fitted", {})
+        if monitor is not None:
+            monitor.load_state(state.get("monitor", []))
         log(f"pretrain {job.method}: resuming {state_path} at step {start} of {total}")
     else:
-        fitted = _prepare(method, dataset, len(corpus.files), train.seed, train.workers)
+        fitted = prepare_method(method, dataset, len(corpus.files), train.seed, train.workers)
         if fitted:
             log(f"pretrain {job.method}: fitted {fitted}")
 
     def checkpoint(step: int) -> None:
-        save_state(
-            state_path,
-            {
-                "recipe": recipe.resolved,
-                "recipe_sha256": recipe.sha256,
-                "data": data,
-                "step": step,
-                "method": method.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": rng_states(generator),
-                "history": history.rows,
-                "fitted": fitted,
-            },
-        )
-        save_curve(history, out_dir, f"{name}: {job.method} ({recipe.preset})")
+        rngs = gather(rng_states(generator), env)  # a collective: every rank calls it at the same steps
+        if env.main:
+            save_state(
+                state_path,
+                {
+                    "recipe": recipe.resolved,
+                    "recipe_sha256": recipe.sha256,
+                    "data": data,
+                    "step": step,
+                    "world_size": env.world,
+                    "method": method.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rngs,
+                    "history": history.rows,
+                    "fitted": fitted,
+                    "monitor": monitor.state() if monitor is not None else [],
+                },
+            )
+            save_curve(history, out_dir, f"{name}: {job.method} ({recipe.preset})")
+        barrier(env)
+
+    def evaluate(step: int) -> None:
+        row = monitor(step, method)
+        log(f"monitor {job.monitor} @ step {step}: {monitor.metric} {row[monitor.metric]:.4f}")
 
     def on_step(step: int) -> None:
         if interrupted:
             checkpoint(step)
             log(f"pretrain {job.method}: interrupted; checkpoint at step {step} in {state_path}; rerun to resume")
             raise KeyboardInterrupt
+        if monitor is not None and (step % train.monitor_every == 0 or step == total):
+            evaluate(step)
         if step % train.checkpoint_every == 0 and step < total:
             checkpoint(step)
 
-    log(f"pretrain {job.method}: {total} steps of batch {train.batch_size} on {device}; checkpoints in {out_dir}")
+    per_rank = f" ({env.world} processes × {train.batch_size // env.world})" if env.active else ""
+    log(
+        f"pretrain {job.method}: {total} steps of batch {train.batch_size}{per_rank} on {device}; "
+        f"checkpoints in {out_dir}"
+    )
+    if monitor is not None and not monitor.has(start):
+        evaluate(start)
     loader = make_loader(dataset, sampler, start, train.workers)
     interrupted: list[bool] = []
-    with _deferred_interrupt(interrupted):
+    with _deferred_interrupt(interrupted, enabled=not env.active):
         step = train_steps(
             method, optimizer, scheduler, iter(loader), generator, recipe, start, total, device, history, on_step,
-            f"pretrain {name}",
+            f"pretrain {name}", show=env.main, forward=model, reduce=lambda v: mean_over_ranks(v, env),
         )  # fmt: skip
     checkpoint(step)
     final = history.last_mean()
+    if not env.main:
+        return PretrainResult(name, Path(job.encoders_dir) / f"{name}.yaml", out_dir, step, final, start, main=False)
     extra = {}
     if task_data is not None:
         extra = classifier_accuracy(method, task_data, job, dataset)
@@ -246,6 +317,10 @@ def pretrain(job: PretrainJob, log: Callable[[str], None] = print) -> PretrainRe
         job.command, extra,
     )  # fmt: skip
     log(f"pretrain {job.method}: {step} steps, final loss {final:.4f} (mean of the last 20); loss curve {out_dir}")
+    if monitor is not None and monitor.last() is not None:
+        last = monitor.last()
+        log(f"pretrain {job.method}: monitor {job.monitor} @ step {last['step']}: {monitor.metric} "
+            f"{last[monitor.metric]:.4f}; curve {out_dir / 'monitor.png'}")  # fmt: skip
     log(f"pretrain {job.method}: registered encoder '{name}' ({yaml_path})")
     return PretrainResult(name, yaml_path, out_dir, step, final, start)
 
@@ -268,12 +343,13 @@ def classifier_accuracy(method: Any, data: TaskData, job: PretrainJob, train_set
 
 
 @contextlib.contextmanager
-def _deferred_interrupt(flag: list[bool]) -> Iterator[None]:
+def _deferred_interrupt(flag: list[bool], enabled: bool = True) -> Iterator[None]:
     """Turn Ctrl-C into a flag checked at the next step boundary, so the checkpoint is of a whole step.
 
-    A second Ctrl-C interrupts at once (the last periodic checkpoint stays valid).
+    A second Ctrl-C interrupts at once (the last periodic checkpoint stays valid).  Off under torchrun,
+    where ranks could see the signal at different steps and the checkpoint is a collective.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.getsignal(signal.SIGINT)

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from evalbench.adapters.options.supervised import SAMPLE_RATE
+from evalbench.adapters.pooling import pool_mean
 from evalbench.adapters.supervised import HOP, KumarFrontEnd, ReportFrontEnd, frames_from_samples
 from evalbench.adapters.supervised_nets import CrnnNet, build_network
 from evalbench.augment.waveform import REPORT_CHOICES, SupervisedWaveformAugment
@@ -90,10 +91,12 @@ class BalancedSampler(EpochSampler):
         labels: Class index per corpus file.
         batch_size: Global batch.
         seed: Seed.
+        rank: This rank (takes its contiguous slice of each global batch).
+        world: Number of ranks.
     """
 
-    def __init__(self, labels: list[int], batch_size: int, seed: int) -> None:
-        super().__init__(len(labels), batch_size, seed)
+    def __init__(self, labels: list[int], batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        super().__init__(len(labels), batch_size, seed, rank, world)
         counts = np.bincount(labels)
         weights = 1.0 / counts[labels]
         self.p = weights / weights.sum()
@@ -103,7 +106,9 @@ class BalancedSampler(EpochSampler):
         while True:
             rng = np.random.default_rng([self.seed, step])
             picks = rng.choice(self.n_items, size=self.batch_size, replace=True, p=self.p)
-            yield [(step // self.steps_per_epoch, int(i)) for i in picks]
+            share = self.batch_size // self.world_size
+            mine = picks[self.rank * share : (self.rank + 1) * share]
+            yield [(step // self.steps_per_epoch, int(i)) for i in mine]
             step += 1
 
 
@@ -153,8 +158,16 @@ class Supervised(PretrainMethod):
         """The first 5 s, right-padded."""
         return "start"
 
-    def make_data(self, corpus: Any, seed: int, audio_cache: Path, labels: dict[str, int] | None) -> tuple[Any, Any]:
-        """Labelled crops and the class-balanced (or plain permutation) sampler."""
+    def make_data(
+        self,
+        corpus: Any,
+        seed: int,
+        audio_cache: Path,
+        labels: dict[str, int] | None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> tuple[Any, Any]:
+        """Labelled crops and the class-balanced (or plain permutation) sampler; ranks take slices of each batch."""
         if labels is None:
             raise ValueError("supervised training needs labels (--task)")
         per_file = [labels[f] for f in corpus.files]
@@ -163,8 +176,8 @@ class Supervised(PretrainMethod):
         )
         bs = self.train_spec.batch_size
         if self.options.balanced:
-            return dataset, BalancedSampler(per_file, bs, seed)
-        return dataset, EpochSampler(len(per_file), bs, seed)
+            return dataset, BalancedSampler(per_file, bs, seed, rank, world)
+        return dataset, EpochSampler(len(per_file), bs, seed, rank, world)
 
     def logits(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Class logits of ``(B, N)`` audio whose valid parts are ``lengths`` long (padding masked where it can be)."""
@@ -211,6 +224,25 @@ class Supervised(PretrainMethod):
     def encoder_options(self) -> dict[str, Any]:
         """``supervised`` adapter options."""
         return {"arch": self.options.arch, "n_classes": self.options.n_classes}
+
+    def embed_for_monitor(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled penultimate frames, by the ``supervised`` adapter's own ``encode`` on the live network.
+
+        A :class:`~evalbench.adapters.supervised.SupervisedEncoder` is built once
+        and given this method's network and front end (shared, not copied), so
+        the adapter's windowing, per-length batching and masking apply
+        unchanged.  It is kept as a plain attribute, not a submodule, so it
+        never enters the state dict.
+        """
+        view = self.__dict__.get("_monitor_view")
+        if view is None:
+            from evalbench.adapters.options.supervised import SupervisedOptions
+            from evalbench.adapters.supervised import SupervisedEncoder
+
+            view = SupervisedEncoder(SupervisedOptions(arch=self.options.arch, n_classes=self.options.n_classes))
+            view.net, view.frontend = self.net, self.frontend
+            self.__dict__["_monitor_view"] = view
+        return pool_mean(view.encode(wav, lengths))
 
 
 __all__ = ["BalancedSampler", "LabelledCrops", "Supervised", "SupervisedRecipeOptions"]

@@ -18,6 +18,7 @@ Two ways to name an encoder without writing YAML (see :func:`resolve_encoders`):
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from evalbench.specs.yaml_io import load_yaml, spec_file, spec_hash
 from evalbench.utils.hashing import sha256_file
 
 _INTERNAL = {"internal": True}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,15 @@ class CheckpointSpec:
         sha256: Expected SHA-256 of the file; verified before use when given.
         source: Where to obtain the file (URL or citation); evalbench never
             downloads weights at run time.
+        pretrained: The family has no official weights: when ``path`` is
+            missing, the encoder's plain name scores the newest checkpoint that
+            ``evalbench pretrain`` registered for this adapter (and says which).
     """
 
     path: str
     sha256: str | None = None
     source: str = ""
+    pretrained: bool = False
 
     def __post_init__(self) -> None:
         if self.sha256 is not None and (len(self.sha256) != 64 or not set(self.sha256) <= set("0123456789abcdef")):
@@ -224,8 +230,27 @@ def with_checkpoint(spec: EncoderSpec, checkpoint: str) -> EncoderSpec:
     )
 
 
+def pretrained_alternatives(spec: EncoderSpec) -> list[EncoderSpec]:
+    """Encoders registered by ``evalbench pretrain`` beside ``spec`` with the same adapter, newest first."""
+    if not spec.source_path or not Path(spec.source_path).is_file():
+        return []
+    found = []
+    for path in encoder_files(Path(spec.source_path).parent):
+        try:
+            other = parse_encoder_file(path)
+        except SpecError:
+            continue
+        if other.adapter == spec.adapter and other.pretrain and other.name != spec.name:
+            found.append((str(other.pretrain.get("created", "")), other.name, other))
+    return [other for _, _, other in sorted(found, key=lambda t: (t[0], t[1]), reverse=True)]
+
+
 def load_encoder(name: str, encoders_dir: Path) -> EncoderSpec:
     """Load the encoder called ``name`` from ``encoders_dir``, or build a ``hear:<module>[:<weights>]`` spec.
+
+    A spec whose checkpoint is marked ``pretrained`` (a family with no official
+    weights) and whose file is missing resolves to the newest encoder that
+    ``evalbench pretrain`` registered for its adapter, with a notice naming it.
 
     Raises:
         UnknownNameError: No such encoder (with a close-match suggestion) or HEAR module.
@@ -234,7 +259,22 @@ def load_encoder(name: str, encoders_dir: Path) -> EncoderSpec:
     if is_hear_name(name):
         return hear_spec(name)
     known = [p.stem for p in encoder_files(encoders_dir)]
-    return parse_encoder_file(spec_file(encoders_dir, name, "encoder", known, "evalbench encoders list"))
+    spec = parse_encoder_file(spec_file(encoders_dir, name, "encoder", known, "evalbench encoders list"))
+    path = spec.checkpoint_path()
+    if spec.checkpoint is not None and spec.checkpoint.pretrained and path is not None and not path.is_file():
+        newest = pretrained_alternatives(spec)
+        if newest:
+            chosen = newest[0]
+            log.warning(
+                "encoder '%s': no weights at %s; scoring '%s', the newest checkpoint `evalbench pretrain` registered "
+                "for this family (%s)",
+                name,
+                path,
+                chosen.name,
+                chosen.source_path,
+            )
+            return chosen
+    return spec
 
 
 def resolve_encoders(selector: str, encoders_dir: Path) -> list[EncoderSpec]:

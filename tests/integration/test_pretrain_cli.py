@@ -137,3 +137,27 @@ def test_supervised_baseline_trains_on_the_training_folds_and_is_guarded(penv: E
     assert main(penv.cli("run", "--encoder", "sup", "--tasks", "synth_timbre", "--seeds", "1")) == 2
     assert "encoder 'sup' was trained on" in capsys.readouterr().err
     assert main(penv.cli("run", "--encoder", "sup", "--tasks", "synth_detect", "--seeds", "1")) == 0
+
+
+def test_official_name_still_means_the_official_weights_and_names_the_pretrained_ones(
+    penv: Env, tmp_path, capsys
+) -> None:
+    assert pretrain(penv, "--data", str(tmp_path / "clips"), "--steps", "1", "--name", "byola-mine") == 0
+    shutil.copy(ENCODERS / "byola.yaml", penv.encoders / "byola.yaml")
+    capsys.readouterr()
+    assert main(penv.cli("run", "--encoder", "byola", "--tasks", "synth_detect", "--seeds", "1")) == 2
+    err = capsys.readouterr().err
+    assert "AudioNTT2022-BYOLA-64x96d2048.pth not found" in err and "byola-mine" in err
+
+
+def test_a_family_without_official_weights_scores_the_newest_pretrained(penv: Env, tmp_path, caplog) -> None:
+    spec = yaml.safe_load((ENCODERS / "byola.yaml").read_text())
+    spec["name"], spec["checkpoint"] = "fam", {"path": "checkpoints/none.pth", "pretrained": True}
+    (penv.encoders / "fam.yaml").write_text(yaml.safe_dump(spec))
+    assert main(penv.cli("run", "--encoder", "fam", "--tasks", "synth_detect", "--seeds", "1")) == 2  # none yet
+    assert pretrain(penv, "--data", str(tmp_path / "clips"), "--steps", "1", "--name", "fam-a") == 0
+    assert pretrain(penv, "--data", str(tmp_path / "clips"), "--steps", "1", "--name", "fam-b") == 0
+    with caplog.at_level("WARNING"):
+        assert main(penv.cli("run", "--encoder", "fam", "--tasks", "synth_detect", "--seeds", "1")) == 0
+    assert "scoring 'fam-b'" in caplog.text
+    assert (penv.results / "fam-b" / "synth_detect.linear.json").is_file()

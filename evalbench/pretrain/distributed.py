@@ -1,0 +1,131 @@
+"""Scale-out under ``torchrun``: process group, ranks, and what each rank does.
+
+``torchrun --nproc_per_node=N -m evalbench pretrain METHOD ...`` starts N copies
+of the same command; each finds its rank in the environment torchrun sets
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``) and
+joins the process group (NCCL on CUDA, Gloo on CPU).  Multi-node runs use
+torchrun's standard rendezvous (``--nnodes``, ``--rdzv-backend c10d``,
+``--rdzv-endpoint HOST:PORT``); nothing here depends on the node count.
+
+Division of labour (see :mod:`evalbench.pretrain.run`):
+
+- data: every rank reads the same seeded order and takes its slice of each
+  global batch, so the ranks of one step together see exactly the
+  single-process batch (per-rank batch = global batch / world size);
+- gradients: averaged across ranks by ``DistributedDataParallel``; EMA targets
+  then stay identical on every rank because every rank applies the same
+  averaged step to the same online weights;
+- BatchNorm: on CUDA the method's BatchNorm layers become ``SyncBatchNorm``, so
+  batch statistics are over the global batch as in the papers (one GPU, one
+  batch of 256).  NOTE: ``SyncBatchNorm`` has no CPU implementation, so under
+  Gloo on CPU each rank normalises with its own slice's statistics (running
+  statistics are broadcast from rank 0 at every step, so the exported network
+  is the same on every rank);
+- checkpoints, logs, the loss curve and registration: rank 0 only; every rank's
+  RNG states are gathered into the checkpoint so a resumed run restores each.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """This process's place in the job.
+
+    Attributes:
+        rank: Global rank.
+        world: Number of processes.
+        local_rank: Rank on this node (the CUDA device index).
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """True on rank 0 (logs, checkpoints, registration)."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """True when running under torchrun with more than one process."""
+        return self.world > 1
+
+
+def init_from_env(device: torch.device) -> DistEnv:
+    """Join the process group if torchrun started this process (else a single-process :class:`DistEnv`).
+
+    Args:
+        device: The training device type decides the backend: NCCL for CUDA, Gloo for CPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistEnv()
+    env = DistEnv(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return env
+
+
+def rank_device(device: torch.device, env: DistEnv) -> torch.device:
+    """The device of this rank: ``cuda:LOCAL_RANK`` under torchrun on CUDA, else ``device``."""
+    if env.active and device.type == "cuda":
+        torch.cuda.set_device(env.local_rank)
+        return torch.device("cuda", env.local_rank)
+    return device
+
+
+def wrap(method: nn.Module, env: DistEnv, device: torch.device) -> nn.Module:
+    """The module to call for each step: ``method`` itself, or ``DistributedDataParallel(method)`` under torchrun.
+
+    On CUDA, BatchNorm layers are converted to ``SyncBatchNorm`` first (same
+    parameters and buffers, so checkpoints are unchanged).
+    """
+    if not env.active:
+        return method
+    if device.type == "cuda":
+        method = nn.SyncBatchNorm.convert_sync_batchnorm(method)
+    ids = [env.local_rank] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(method, device_ids=ids, broadcast_buffers=True)
+
+
+def mean_over_ranks(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """The mean of a scalar over ranks (the logged loss is the global batch's)."""
+    if not env.active:
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / env.world
+
+
+def gather(obj: Any, env: DistEnv) -> list[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` without torchrun)."""
+    if not env.active:
+        return [obj]
+    out: list[Any] = [None] * env.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(env: DistEnv) -> None:
+    """Wait for every rank (no-op without torchrun)."""
+    if env.active:
+        dist.barrier()
+
+
+def shutdown(env: DistEnv) -> None:
+    """Leave the process group."""
+    if env.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+__all__ = ["DistEnv", "barrier", "gather", "init_from_env", "mean_over_ranks", "rank_device", "shutdown", "wrap"]
