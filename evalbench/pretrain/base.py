@@ -286,21 +286,16 @@ def save_curve(history: History, out_dir: Path, title: str) -> list[Path]:
     """Write ``loss.csv`` and ``loss.png`` (raw loss and a 20-step running mean) into ``out_dir``."""
     import pandas as pd
 
-    from evalbench.utils.io import atomic_write_bytes, atomic_write_text
+    from evalbench.utils.io import atomic_write_text
 
     frame = pd.DataFrame(history.rows, columns=["step", "loss", "lr", "seconds"])
     paths = [Path(out_dir) / "loss.csv", Path(out_dir) / "loss.png"]
     atomic_write_text(paths[0], frame.to_csv(index=False, lineterminator="\n"))
     if frame.empty:
         return paths[:1]
-    import io
+    from evalbench.utils.plots import pyplot, save_png
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = pyplot().subplots(figsize=(7, 3.5))
     ax.plot(frame.step, frame.loss, alpha=0.3, label="loss")
     ax.plot(frame.step, frame.loss.rolling(20, min_periods=1).mean(), label="running mean (20 steps)")
     ax.set_xlabel("step")
@@ -308,11 +303,7 @@ def save_curve(history: History, out_dir: Path, title: str) -> list[Path]:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(paths[1], buf.getvalue())
+    save_png(fig, paths[1])
     return paths
 
 

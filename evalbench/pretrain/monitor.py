@@ -39,7 +39,6 @@ so a run with ``--monitor`` trains exactly as one without, and resumes exactly.
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from evalbench.data.task_data import TaskData
 from evalbench.embed.standardize import Standardizer
 from evalbench.errors import AudioDecodeError, EvalbenchError, MetricUndefinedError
 from evalbench.specs.task import TaskSpec
-from evalbench.utils.io import atomic_write_bytes, atomic_write_text
+from evalbench.utils.io import atomic_write_text
 
 
 def monitor_rows(data: TaskData, max_clips: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
@@ -238,24 +237,18 @@ class Monitor:
         atomic_write_text(paths[0], "\n".join(lines) + "\n")
         if not self.history:
             return paths[:1]
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator
 
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+        from evalbench.utils.plots import pyplot, save_png
+
+        fig, ax = pyplot().subplots(figsize=(7, 3.5))
         ax.plot([r["step"] for r in self.history], [r[self.metric] for r in self.history], marker="o")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("step")
         ax.set_ylabel(f"{self.metric} (kNN, queries)")
         ax.set_title(f"{self.task.name}: {self.k}-NN cosine probe, {len(self.query_rows)} queries", fontsize=10)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
-        atomic_write_bytes(paths[1], buf.getvalue())
+        save_png(fig, paths[1])
         return paths
 
 

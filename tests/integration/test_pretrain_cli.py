@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
@@ -15,31 +13,7 @@ from evalbench.adapters.checkpoints import load_checkpoint
 from evalbench.cli import main
 from tests.conftest import ENCODERS, Env
 from tests.data.helpers import write_audio
-
-TINY = [
-    "--preset", "smoke", "--workers", "0", "--batch-size", "4",
-    "--set", "options.hidden=32", "--set", "options.projection=16", "--set", "options.norm_clips=8",
-    "--set", "options.mixup_bank=16", "--set", "train.checkpoint_every=2",
-]  # fmt: skip
-
-
-@pytest.fixture
-def penv(env: Env, tmp_path: Path) -> Env:
-    """``env`` with a private encoders folder (pretrain registers YAMLs there) and a folder of 8 clips."""
-    encoders = tmp_path / "encoders"
-    shutil.copytree(ENCODERS / "recipes", encoders / "recipes")
-    for name in ("logmel.yaml", "byola-random.yaml"):
-        shutil.copy(ENCODERS / name, encoders / name)
-    for i in range(8):
-        write_audio(tmp_path / "clips" / f"c{i}.wav", 1.2, 16000, freq=150.0 * (i + 1), seed=i)
-    return dataclasses.replace(env, encoders=encoders)
-
-
-def pretrain(env: Env, *args: str) -> int:
-    return main(
-        ["pretrain", "byola", *TINY, *args, "--encoders-dir", str(env.encoders), "--data-root", str(env.data),
-         "--cache-dir", str(env.cache), "--tasks-dir", str(env.tasks)]
-    )  # fmt: skip
+from tests.integration.pretrain_helpers import pretrain
 
 
 def weights(env: Env, name: str) -> dict[str, torch.Tensor]:

@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 from pathlib import Path
 
-import pytest
 import torch
 
 from evalbench.adapters.checkpoints import load_checkpoint
-from evalbench.cli import main
-from tests.conftest import ENCODERS, Env
-from tests.data.helpers import write_audio
+from tests.conftest import Env
+from tests.integration.pretrain_helpers import pretrain
 
-TINY = [
-    "--preset", "smoke", "--workers", "0", "--batch-size", "4",
-    "--set", "options.hidden=32", "--set", "options.projection=16", "--set", "options.norm_clips=8",
-    "--set", "options.mixup_bank=16", "--set", "train.checkpoint_every=2",
-]  # fmt: skip
 MONITOR = ["--monitor", "synth_pitch", "--set", "train.monitor_every=2"]
-
-
-@pytest.fixture
-def penv(env: Env, tmp_path: Path) -> Env:
-    """``env`` with a private encoders folder (pretrain registers YAMLs there) and a folder of 8 clips."""
-    encoders = tmp_path / "encoders"
-    shutil.copytree(ENCODERS / "recipes", encoders / "recipes")
-    for i in range(8):
-        write_audio(tmp_path / "clips" / f"c{i}.wav", 1.2, 16000, freq=150.0 * (i + 1), seed=i)
-    return dataclasses.replace(env, encoders=encoders)
-
-
-def pretrain(env: Env, *args: str) -> int:
-    return main(
-        ["pretrain", "byola", *TINY, *args, "--encoders-dir", str(env.encoders), "--data-root", str(env.data),
-         "--cache-dir", str(env.cache), "--tasks-dir", str(env.tasks)]
-    )  # fmt: skip
 
 
 def curve_steps(folder: Path) -> list[int]:
