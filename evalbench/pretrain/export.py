@@ -96,7 +96,7 @@ def export_encoder(
         },
     }
     path = encoders_dir / f"{name}.yaml"
-    header = f"# Written by `{command}`; re-running it (or --resume) rewrites this file.\n"
+    header = f"# Written by `{command}`; running it again (it resumes, or --restart) rewrites this file.\n"
     atomic_write_text(path, header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=110))
     return path
 
