@@ -19,7 +19,6 @@ from pathlib import Path
 from tabulate import tabulate
 
 from evalbench.bench import PARTS
-from evalbench.cli.common import add_dirs
 from evalbench.errors import EvalbenchError
 
 
@@ -40,10 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--methods", default="byola", help="comma-separated pretraining methods, smoke preset (default: byola)"
     )
-    add_dirs(p, data=True, cache=True, specs=False)
-    for action in p._actions:  # the shared help names the user's folders; bench defaults to a temporary one
-        if action.dest in ("data_root", "cache_dir"):
-            action.help = f"{action.dest.split('_')[0]} folder (default: a temporary folder, removed afterwards)"
+    # not add_dirs: its help names the user's folders, and bench defaults to a temporary one
+    p.add_argument("--data-root", help="data folder (default: a temporary folder, removed afterwards)")
+    p.add_argument("--cache-dir", help="cache folder (default: a temporary folder, removed afterwards)")
     p.set_defaults(handler=handle)
 
 
