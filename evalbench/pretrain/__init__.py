@@ -13,7 +13,8 @@ One file per method over a shared base (solo-learn's shape):
 - :mod:`evalbench.pretrain.export`: the trained network as an encoder that
   ``evalbench run`` scores, with its provenance and contamination fingerprint;
 - :mod:`evalbench.pretrain.run`: the orchestration behind the CLI;
-- one module per method: :mod:`evalbench.pretrain.byola`, ...
+- one module per method: :mod:`evalbench.pretrain.byola`, :mod:`evalbench.pretrain.clmr`,
+  :mod:`evalbench.pretrain.supervised`.
 
 Recipes (published hyperparameters and presets) are YAML in ``encoders/recipes/``.
 """
@@ -27,6 +28,7 @@ from evalbench.registry import suggestion
 
 METHODS = {
     "byola": "evalbench.pretrain.byola:ByolA",
+    "clmr": "evalbench.pretrain.clmr:Clmr",
     "supervised": "evalbench.pretrain.supervised:Supervised",
 }
 

@@ -150,6 +150,19 @@ class PretrainMethod(nn.Module):
         raise NotImplementedError(f"pretrain method '{self.NAME}' does not implement embed_for_monitor")
 
 
+def default_init(net: nn.Module) -> None:
+    """Reset every layer of ``net`` to PyTorch's default initialisation.
+
+    The adapters' random twins use He initialisation (a NOTE in their
+    modules: PyTorch's default leaves an untrained deep ReLU network nearly
+    constant); the recipes that evalbench trains (the supervised report, CLMR)
+    start from PyTorch's defaults, so methods undo the twins' choice.
+    """
+    for module in net.modules():
+        if module is not net and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
 def lr_multiplier(schedule: ScheduleSpec, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
     """The schedule as ``step -> factor`` of the base learning rate (for ``LambdaLR``).
 
@@ -311,6 +324,7 @@ __all__ = [
     "History",
     "PretrainMethod",
     "autocast_dtype",
+    "default_init",
     "lr_multiplier",
     "make_optimizer",
     "save_curve",

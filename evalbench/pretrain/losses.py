@@ -4,6 +4,9 @@
   prediction and a target projection, ``2 − 2·cos(p, z)`` (Grill et al.,
   "Bootstrap Your Own Latent", NeurIPS 2020, eq. 2), symmetrised over the two
   views as BYOL-A does (Niizumi et al., IJCNN 2021, §III-B).
+- :func:`nt_xent`: SimCLR's normalised temperature-scaled cross-entropy
+  (Chen et al., ICML 2020, eq. 1), shared by CLAR (Al-Tahan & Mohsenzadeh,
+  AISTATS 2021) and CLMR (Spijkervet & Burgoyne, ISMIR 2021), both τ = 0.5.
 """
 
 from __future__ import annotations
@@ -38,3 +41,28 @@ def symmetric_byol_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2
         Scalar loss in [0, 8]; gradients never reach the target projections.
     """
     return (byol_loss(p1, z2.detach()) + byol_loss(p2, z1.detach())).mean()
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+    """NT-Xent over the 2N views of N clips.
+
+    For view i with positive j (the other view of its clip),
+    ``ℓ_i = −log[exp(sim(z_i, z_j)/τ) / Σ_{k≠i} exp(sim(z_i, z_k)/τ)]`` with
+    cosine similarity; the denominator includes the positive (SimCLR's form,
+    which CLAR and CLMR keep); the loss is the mean over all 2N views.
+
+    Args:
+        z1: ``(N, D)`` projections of the first views.
+        z2: ``(N, D)`` projections of the second views (row i pairs with ``z1[i]``).
+        tau: Temperature (0.5 in CLAR and CLMR).
+
+    Returns:
+        Scalar loss; with N clips it is at least ``0`` and equals ``log(2N − 1)``
+        when every similarity is equal.
+    """
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=-1)
+    sim = z @ z.T / tau
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, positives)

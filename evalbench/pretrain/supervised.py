@@ -43,7 +43,7 @@ from evalbench.adapters.pooling import pool_mean
 from evalbench.adapters.supervised import HOP, KumarFrontEnd, ReportFrontEnd, frames_from_samples
 from evalbench.adapters.supervised_nets import CrnnNet, build_network
 from evalbench.augment.waveform import REPORT_CHOICES, SupervisedWaveformAugment
-from evalbench.pretrain.base import PretrainMethod
+from evalbench.pretrain.base import PretrainMethod, default_init
 from evalbench.pretrain.data import CropDataset, EpochSampler
 from evalbench.specs.recipe import TrainSpec
 
@@ -110,13 +110,6 @@ class BalancedSampler(EpochSampler):
             mine = picks[self.rank * share : (self.rank + 1) * share]
             yield [(step // self.steps_per_epoch, int(i)) for i in mine]
             step += 1
-
-
-def default_init(net: nn.Module) -> None:
-    """Reset every layer to PyTorch's default initialisation (undoing the twins' He init)."""
-    for module in net.modules():
-        if module is not net and hasattr(module, "reset_parameters"):
-            module.reset_parameters()
 
 
 class Supervised(PretrainMethod):

@@ -108,3 +108,22 @@ def test_recipe_options_are_checked() -> None:
         ByolaRecipeOptions(version="v2", feature_d=2048)
     with pytest.raises(ValueError, match="tau"):
         ByolaRecipeOptions(tau=1.5)
+
+
+def test_nt_xent_hand_computed() -> None:
+    from evalbench.pretrain.losses import nt_xent
+
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z2 = torch.tensor([[1.0, 1.0], [0.0, 2.0]])
+    tau = 0.5
+    views = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=-1)
+    total = 0.0
+    for i in range(4):  # the definition, one view at a time
+        j = (i + 2) % 4
+        sims = [float(views[i] @ views[k]) / tau for k in range(4) if k != i]
+        total += -(float(views[i] @ views[j]) / tau - math.log(sum(math.exp(s) for s in sims)))
+    torch.testing.assert_close(nt_xent(z1, z2, tau), torch.tensor(total / 4))
+    equal = nt_xent(torch.ones(3, 2), torch.ones(3, 2), tau)  # every similarity equal: log(2N - 1)
+    torch.testing.assert_close(equal, torch.tensor(math.log(5.0)))
+    far = nt_xent(torch.eye(3) * 5, torch.eye(3) * 7, 0.1)  # positives aligned, negatives orthogonal: near 0
+    assert float(far) < 1e-3

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from evalbench.adapters.supervised_nets import KumarNet
-from evalbench.pretrain.supervised import BalancedSampler, Supervised, SupervisedRecipeOptions, default_init
+from evalbench.pretrain.base import default_init
+from evalbench.pretrain.supervised import BalancedSampler, Supervised, SupervisedRecipeOptions
 from evalbench.specs.recipe import TrainSpec
 
 
