@@ -46,7 +46,7 @@ from evalbench import paths
 from evalbench.bench import BenchContext, Figure, ratio_at_least
 from evalbench.errors import EvalbenchError
 from evalbench.pretrain import method_class
-from evalbench.pretrain.base import History, lr_multiplier, make_optimizer, train_steps
+from evalbench.pretrain.base import DataRequest, History, lr_multiplier, make_optimizer, train_steps
 from evalbench.pretrain.corpus import embedded_corpus
 from evalbench.pretrain.run import PretrainJob, load_corpus, load_recipe, prepare_method
 from evalbench.specs.recipe import Recipe
@@ -140,7 +140,7 @@ def _measure_method(job: PretrainJob, recipe: Recipe, sizes: Sizes, ctx: BenchCo
         corpus = embedded_corpus(job.data_root, n_clips=sizes.corpus_clips, sample_rate=method.sample_rate)
     else:
         corpus = load_corpus(job, method.sample_rate)
-    dataset, sampler = method.make_data(corpus, train.seed, Path(job.cache_dir) / "audio", None)
+    dataset, sampler = method.make_data(DataRequest(corpus, train.seed, Path(job.cache_dir) / "audio"))
     method.to(device)
     tag = f"bench pretrain {job.method}"
     ctx.log(

@@ -33,6 +33,27 @@ from tqdm import tqdm
 from evalbench.specs.recipe import Recipe, ScheduleSpec, TrainSpec
 
 
+@dataclass(frozen=True)
+class DataRequest:
+    """What a method needs to build its training data (:meth:`PretrainMethod.make_data`).
+
+    Attributes:
+        corpus: The :class:`~evalbench.pretrain.corpus.PretrainCorpus`.
+        seed: The recipe's seed.
+        audio_cache: Resampled-audio cache folder.
+        labels: File → class index, for methods that train on labels (else None).
+        rank: This process's rank under torchrun (it takes its slice of each global batch).
+        world: Number of ranks.
+    """
+
+    corpus: Any
+    seed: int
+    audio_cache: Path
+    labels: dict[str, int] | None = None
+    rank: int = 0
+    world: int = 1
+
+
 class PretrainMethod(nn.Module):
     """Base of the pretraining methods.
 
@@ -99,29 +120,14 @@ class PretrainMethod(nn.Module):
         """:meth:`training_step`, so that ``DistributedDataParallel(method)`` can be called like the method."""
         return self.training_step(batch, generator)
 
-    def make_data(
-        self,
-        corpus: Any,
-        seed: int,
-        audio_cache: Path,
-        labels: dict[str, int] | None,
-        rank: int = 0,
-        world: int = 1,
-    ) -> tuple[Any, Any]:
-        """The dataset and batch sampler of training (default: unlabelled seeded crops, a permutation per epoch).
-
-        Args:
-            corpus: The :class:`~evalbench.pretrain.corpus.PretrainCorpus`.
-            seed: The recipe's seed.
-            audio_cache: Resampled-audio cache folder.
-            labels: File → class index, for methods that train on labels (else None).
-            rank: This process's rank under torchrun (it takes its slice of each global batch).
-            world: Number of ranks.
-        """
+    def make_data(self, req: DataRequest) -> tuple[Any, Any]:
+        """The dataset and batch sampler of training (default: unlabelled seeded crops, a permutation per epoch)."""
         from evalbench.pretrain.data import CropDataset, EpochSampler
 
-        dataset = CropDataset(corpus, self.sample_rate, self.unit_seconds, self.crop_mode, seed, audio_cache)
-        return dataset, EpochSampler(len(corpus.files), self.train_spec.batch_size, seed, rank, world)
+        dataset = CropDataset(
+            req.corpus, self.sample_rate, self.unit_seconds, self.crop_mode, req.seed, req.audio_cache
+        )
+        return dataset, EpochSampler(len(req.corpus.files), self.train_spec.batch_size, req.seed, req.rank, req.world)
 
     def after_step(self, step: int) -> None:
         """Called after each optimiser step (EMA targets update here)."""
@@ -321,6 +327,7 @@ def save_curve(history: History, out_dir: Path, title: str) -> list[Path]:
 
 
 __all__ = [
+    "DataRequest",
     "History",
     "PretrainMethod",
     "autocast_dtype",

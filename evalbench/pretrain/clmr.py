@@ -22,7 +22,6 @@ Export: the encoder without the projector, which SimCLR discards.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,7 +30,7 @@ from torch import nn
 from evalbench.adapters.clmr import SampleCNN
 from evalbench.adapters.options.clmr import CHUNK_SAMPLES, SAMPLE_RATE
 from evalbench.augment.clmr import ClmrChain
-from evalbench.pretrain.base import PretrainMethod, default_init
+from evalbench.pretrain.base import DataRequest, PretrainMethod, default_init
 from evalbench.pretrain.data import CropDataset, EpochSampler
 from evalbench.pretrain.losses import nt_xent
 from evalbench.specs.recipe import TrainSpec
@@ -102,18 +101,14 @@ class Clmr(PretrainMethod):
         """Uniform random crop, right zero-padding for short clips."""
         return "v2"
 
-    def make_data(
-        self,
-        corpus: Any,
-        seed: int,
-        audio_cache: Path,
-        labels: dict[str, int] | None,
-        rank: int = 0,
-        world: int = 1,
-    ) -> tuple[Any, Any]:
+    def make_data(self, req: DataRequest) -> tuple[Any, Any]:
         """Pairs of independent crops (seeds ``seed`` and ``seed + 1``) and the epoch-permutation sampler."""
-        crops = [CropDataset(corpus, SAMPLE_RATE, self.unit_seconds, "v2", s, audio_cache) for s in (seed, seed + 1)]
-        return TwoCrops(*crops), EpochSampler(len(corpus.files), self.train_spec.batch_size, seed, rank, world)
+        crops = [
+            CropDataset(req.corpus, SAMPLE_RATE, self.unit_seconds, "v2", s, req.audio_cache)
+            for s in (req.seed, req.seed + 1)
+        ]
+        sampler = EpochSampler(len(req.corpus.files), self.train_spec.batch_size, req.seed, req.rank, req.world)
+        return TwoCrops(*crops), sampler
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         """NT-Xent between the projections of the two augmented views."""

@@ -30,7 +30,15 @@ from evalbench.data.prepare import open_task_data
 from evalbench.data.task_data import TaskData
 from evalbench.errors import EvalbenchError
 from evalbench.pretrain import method_class
-from evalbench.pretrain.base import History, lr_multiplier, make_optimizer, save_curve, to_device, train_steps
+from evalbench.pretrain.base import (
+    DataRequest,
+    History,
+    lr_multiplier,
+    make_optimizer,
+    save_curve,
+    to_device,
+    train_steps,
+)
 from evalbench.pretrain.corpus import PretrainCorpus, embedded_corpus, folder_corpus, task_corpus
 from evalbench.pretrain.data import collate, make_loader
 from evalbench.pretrain.distributed import (
@@ -214,7 +222,8 @@ def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], No
     out_dir = Path(job.encoders_dir) / "checkpoints" / "pretrain" / name
     log(f"pretrain {job.method}: recipe {recipe.source}, preset '{recipe.preset}'")
     log(f"pretrain {job.method}: data: {corpus.description}")
-    dataset, sampler = method.make_data(corpus, train.seed, Path(job.cache_dir) / "audio", labels, env.rank, env.world)
+    request = DataRequest(corpus, train.seed, Path(job.cache_dir) / "audio", labels, env.rank, env.world)
+    dataset, sampler = method.make_data(request)
     total = train.steps or train.epochs * sampler.steps_per_epoch
     monitor = None
     if job.monitor is not None and env.main:  # --monitor: kNN probe of a task's train/valid rows while training

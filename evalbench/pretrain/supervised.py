@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -43,7 +42,7 @@ from evalbench.adapters.pooling import pool_mean
 from evalbench.adapters.supervised import HOP, KumarFrontEnd, ReportFrontEnd, frames_from_samples
 from evalbench.adapters.supervised_nets import CrnnNet, build_network
 from evalbench.augment.waveform import REPORT_CHOICES, SupervisedWaveformAugment
-from evalbench.pretrain.base import PretrainMethod, default_init
+from evalbench.pretrain.base import DataRequest, PretrainMethod, default_init
 from evalbench.pretrain.data import CropDataset, EpochSampler
 from evalbench.specs.recipe import TrainSpec
 
@@ -151,26 +150,18 @@ class Supervised(PretrainMethod):
         """The first 5 s, right-padded."""
         return "start"
 
-    def make_data(
-        self,
-        corpus: Any,
-        seed: int,
-        audio_cache: Path,
-        labels: dict[str, int] | None,
-        rank: int = 0,
-        world: int = 1,
-    ) -> tuple[Any, Any]:
+    def make_data(self, req: DataRequest) -> tuple[Any, Any]:
         """Labelled crops and the class-balanced (or plain permutation) sampler; ranks take slices of each batch."""
-        if labels is None:
+        if req.labels is None:
             raise ValueError("supervised training needs labels (--task)")
-        per_file = [labels[f] for f in corpus.files]
+        per_file = [req.labels[f] for f in req.corpus.files]
         dataset = LabelledCrops(
-            corpus, self.sample_rate, self.unit_seconds, self.crop_mode, seed, audio_cache, labels=per_file
+            req.corpus, self.sample_rate, self.unit_seconds, self.crop_mode, req.seed, req.audio_cache, labels=per_file
         )
         bs = self.train_spec.batch_size
         if self.options.balanced:
-            return dataset, BalancedSampler(per_file, bs, seed, rank, world)
-        return dataset, EpochSampler(len(per_file), bs, seed, rank, world)
+            return dataset, BalancedSampler(per_file, bs, req.seed, req.rank, req.world)
+        return dataset, EpochSampler(len(per_file), bs, req.seed, req.rank, req.world)
 
     def logits(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Class logits of ``(B, N)`` audio whose valid parts are ``lengths`` long (padding masked where it can be)."""
