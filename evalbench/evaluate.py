@@ -24,7 +24,7 @@ from evalbench import __version__
 from evalbench.data.prepare import open_task_data
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
-from evalbench.embed.contamination import check_contamination
+from evalbench.embed.contamination import check_contamination, trained_hashes
 from evalbench.embed.extract import (
     EmbedStats,
     LoadedEncoder,
@@ -209,8 +209,11 @@ def run(
     PROBES.check(cfg.probe, "--probe")
     datas = {t.name: open_task_data(t, cfg.data_root) for t in tasks}
     digests = {e.name: verify_checkpoint(e) for e in encoders}
+    seen = {e.name: trained_hashes(e) for e in encoders}
     overlaps = {
-        (e.name, t.name): check_contamination(e, datas[t.name], cfg.allow_contaminated) for e in encoders for t in tasks
+        (e.name, t.name): check_contamination(e, datas[t.name], cfg.allow_contaminated, seen[e.name])
+        for e in encoders
+        for t in tasks
     }
     cache = EmbeddingCache(cfg.cache_dir)
     outcomes = []

@@ -162,23 +162,29 @@ def _check_training_classes(
     Raises:
         DataError: Naming the class, the split or fold, and where its clips are.
     """
-    hot = y if y.ndim == 2 else np.eye(len(classes), dtype=np.float32)[y]
-    allowed = set(task.labels.allow_missing_in_train)
+    n_classes = len(classes)
+    names = list(SPLITS) if split is not None else [f"fold {k}" for k in range(1, task.splits.folds + 1)]
+    part = split if split is not None else np.array([f"fold {k}" for k in fold], dtype=object)
+    # clips (multi-label: positives) per part and class, without a one-hot matrix: VoxCeleb1 is 153k × 1,251
+    counts = np.zeros((len(names), n_classes), dtype=np.int64)
+    for i, name in enumerate(names):
+        rows = part == name
+        counts[i] = y[rows].sum(axis=0) if y.ndim == 2 else np.bincount(y[rows], minlength=n_classes)
     if split is not None:
-        parts = {s: split == s for s in SPLITS}
-        lacking = [(c, "train") for c in range(len(classes)) if not hot[parts["train"], c].any()]
+        train = counts[names.index("train")]
+        lacking = [(int(c), "train") for c in np.flatnonzero(train == 0)]
     else:
-        assert fold is not None
-        parts = {f"fold {k}": fold == k for k in range(1, task.splits.folds + 1)}
-        lacking = [(c, name) for name, rows in parts.items() for c in range(len(classes)) if not hot[~rows, c].any()]
-    for c, part in lacking:
+        outside = counts.sum(axis=0)[None, :] - counts  # a fold's training clips: every other fold
+        lacking = [(int(c), names[k]) for k, c in zip(*np.nonzero(outside == 0), strict=True)]
+    allowed = set(task.labels.allow_missing_in_train)
+    for c, where_missing in lacking:
         if classes[c] in allowed:
             continue
-        present = ", ".join(f"{name} {int(hot[rows, c].sum())}" for name, rows in parts.items() if hot[rows, c].any())
+        present = ", ".join(f"{name} {int(counts[i, c])}" for i, name in enumerate(names) if counts[i, c])
         if split is not None:
             problem = f"class '{classes[c]}' has no clips in split 'train'"
         else:
-            problem = f"class '{classes[c]}' has no training clips when {part} is the test fold"
+            problem = f"class '{classes[c]}' has no training clips when {where_missing} is the test fold"
         raise DataError(
             f"{where}: {problem} (clips: {present or 'none at all'}); a probe cannot learn it. Fix the metadata, "
             f"drop the class from labels.classes, or list it in labels.allow_missing_in_train of task '{task.name}'"

@@ -74,13 +74,21 @@ def find_overlap(spec: EncoderSpec, data: TaskData, seen: frozenset[str]) -> Ove
     return Overlap(spec.name, data.task.name, len(hits), len(rows), hits[:5])
 
 
-def check_contamination(spec: EncoderSpec, data: TaskData, allow: bool) -> Overlap | None:
+def check_contamination(
+    spec: EncoderSpec, data: TaskData, allow: bool, seen: frozenset[str] | None = None
+) -> Overlap | None:
     """Refuse (or, with ``allow``, report) an encoder trained on the task's evaluation clips.
+
+    Args:
+        spec: The encoder.
+        data: The task.
+        allow: Report instead of refusing.
+        seen: The encoder's :func:`trained_hashes`, when already read (one read per encoder, not per task).
 
     Raises:
         EvalbenchError: An overlap and not ``allow``.
     """
-    overlap = find_overlap(spec, data, trained_hashes(spec))
+    overlap = find_overlap(spec, data, trained_hashes(spec) if seen is None else seen)
     if overlap is not None and not allow:
         raise EvalbenchError(
             f"encoder '{spec.name}' was trained on {overlap.n_clips} of the {overlap.n_evaluated} evaluation clips of "
