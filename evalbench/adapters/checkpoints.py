@@ -89,8 +89,12 @@ def check_keys(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path,
         raise EvalbenchError(f"{what}; " + "; ".join(parts))
 
 
-# Options that never shape a network's input or architecture: a checkpoint may differ in them.
-IGNORED_OPTIONS = frozenset({"seed", "norm_mean", "norm_std", "imagenet_weights"})
+# Options that never shape a network's input or architecture: a checkpoint may differ in them.  MSN's evaluation
+# geometry (how a clip is cut into windows and read out) is chosen per encoder YAML, so weights trained by
+# `evalbench pretrain msn` (64-frame windows) also load under msn.yaml's 96-frame windows or the `pad` geometry.
+IGNORED_OPTIONS = frozenset(
+    {"seed", "norm_mean", "norm_std", "imagenet_weights", "geometry", "window_frames", "min_tail_frames", "output"}
+)
 
 
 def option_differences(saved: Any, current: Any, prefix: str = "") -> list[str]:

@@ -68,7 +68,7 @@ class ClarEncoder(FrozenEncoder):
         options: Adapter options (front end, encoder, seed of the random twin).
     """
 
-    VERSION = 1
+    VERSION = 2  # 2: the code front end's dB conversions match the official code (amin 1e-5, −20/−10 dB offsets)
     FAMILY = FAMILY
 
     def __init__(self, options: ClarOptions) -> None:

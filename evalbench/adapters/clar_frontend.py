@@ -12,10 +12,20 @@ which one was used.
   hop, evaluated directly at 128 log-spaced frequencies
   ``f_k = 40 · (8000/40)^(k/128)`` Hz, k = 0…127 (the top bin sits just below
   8 kHz, as in the code's log-frequency Fourier kernels), as magnitude in dB
-  ``20·log10(max(|X|, 1e-5))``;
+  ``20·log10(max(√(|X|² + 1e-8), 1e-5)) − 20``;
 - channel 1: the phase of the same complex bins, in radians;
 - channel 2: a 128-band mel spectrogram (same window and hop, 40–8000 Hz) in
-  dB ``10·log10(max(P, 1e-10))``.
+  dB ``10·log10(max(P, 1e-5)) − 10``.
+
+The dB conversions are the official ``get_features`` exactly: torchaudio's
+``amplitude_to_DB(x, multiplier, amin=1e-5, db_multiplier=1)`` for both
+channels, i.e. ``multiplier·log10(max(x, 1e-5)) − multiplier`` (a reference
+level of 10, so −20 dB on the magnitude and −10 dB on the mel; no top-dB
+clipping), applied to the code's STFT magnitude, which is ``√(|X|² + 1e-8)``,
+and to its mel power.  Silence is therefore −100 dB on channel 0 (the 1e-8
+inside the root, not ``amin``, sets that floor) and −60 dB on channel 2.
+(Before adapter version 2 the mel was floored at 1e-10, silence at −100 dB,
+and both offsets were missing.)
 
 ``paper`` (the AISTATS text): a 16 ms window (n_fft 256) with an 8 ms hop;
 magnitude and mel as ``10·log10`` power, phase of the same bins.
@@ -38,12 +48,19 @@ from evalbench.adapters.options.clar import SAMPLE_RATE
 N_BINS = 128  # rows of every channel
 HOP = 128  # 8 ms at 16 kHz, in both front ends
 F_MIN, F_MAX = 40.0, 8000.0  # frequency range of the official code's log-STFT and mel channels
-AMP_AMIN = 1e-5  # amplitude floor of 20·log10 (official code)
-POW_AMIN = 1e-10  # power floor of 10·log10 (librosa's power_to_db default)
+AMIN = 1e-5  # floor of both dB conversions of the official code (amplitude_to_DB's amin)
+DB_OFFSET_REF = 1.0  # the code's db_multiplier: log10 of a reference level of 10 → −20 dB (magnitude), −10 dB (mel)
+MAG_EPS = 1e-8  # the code's STFT magnitude is sqrt(|X|² + 1e-8)
+POW_AMIN = 1e-10  # power floor of the ``paper`` front end's 10·log10 (librosa's power_to_db default)
 
 
 def _db_power(power: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(power.clamp(min=POW_AMIN))
+
+
+def code_db(x: torch.Tensor, multiplier: float) -> torch.Tensor:
+    """The official code's dB: ``multiplier·log10(max(x, 1e-5)) − multiplier·1`` (20 for amplitude, 10 for power)."""
+    return multiplier * torch.log10(x.clamp(min=AMIN)) - multiplier * DB_OFFSET_REF
 
 
 def _mel_filters(n_fft: int) -> torch.Tensor:
@@ -124,16 +141,19 @@ class ClarFrontEnd(nn.Module):
             return_complex=True,
         )  # (B, n_fft//2 + 1, T)
         power = spec.real**2 + spec.imag**2
-        mel = _db_power(torch.einsum("bft,fm->bmt", power, self.mel_fb))
+        mel_power = torch.einsum("bft,fm->bmt", power, self.mel_fb)
         if self.kind == "code":
+            mel = code_db(mel_power, 10.0)
             pad = self.n_fft // 2
             padded = nn.functional.pad(waveforms[:, None], (pad, pad), mode="reflect")[:, 0]
             frames = padded.unfold(-1, self.n_fft, self.hop)  # (B, T, n_fft)
             out = frames @ self.log_kernel  # (B, T, 2·128)
-            real, imag = out[..., :N_BINS].transpose(1, 2), out[..., N_BINS:].transpose(1, 2)
-            magnitude = 20.0 * torch.log10(torch.sqrt(real**2 + imag**2).clamp(min=AMP_AMIN))
+            # + 0.0 turns −0.0 into +0.0, so silent frames have phase 0 (atan2 of signed zeros can give ±π)
+            real, imag = out[..., :N_BINS].transpose(1, 2) + 0.0, out[..., N_BINS:].transpose(1, 2) + 0.0
+            magnitude = code_db(torch.sqrt(real**2 + imag**2 + MAG_EPS), 20.0)
             phase = torch.atan2(imag, real)
         else:
+            mel = _db_power(mel_power)
             # NOTE: n_fft 256 gives 129 bins; the Nyquist bin is dropped so that all three channels have 128 rows.
             bins = spec[:, :N_BINS]
             magnitude = _db_power(power[:, :N_BINS])

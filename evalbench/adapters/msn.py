@@ -64,6 +64,45 @@ def build_backbone(options: MSNOptions) -> VisionTransformer:
     return build_vit(options.image_size, patch, layers, heads, width, mlp, options.stem)
 
 
+def imagenet_state(path: Path, options: MSNOptions) -> dict[str, torch.Tensor]:
+    """A torchvision ImageNet ViT state dict (e.g. ``vit_b_32-d86f8d99.pth``) on disk as :func:`build_backbone` keys.
+
+    The classification head is dropped.  With the ``1to3`` stem the RGB
+    patch embedding is kept after the 1×1 conv, which starts as channel
+    replication (weights 1, bias 0), so the network first sees a grey
+    image; with ``1ch`` the RGB kernels are summed, which is the same map.
+    NOTE: MSN-audio trained its 1×1 conv from a random init; replication
+    is evalbench's choice for using ImageNet weights without pretraining.
+    Used by the adapter and by ``evalbench pretrain msn`` (nothing is downloaded).
+
+    Args:
+        path: The weights file.
+        options: Adapter options (arch, overrides, image size, stem).
+
+    Returns:
+        A state dict that loads strictly into ``build_backbone(options)``.
+
+    Raises:
+        EvalbenchError: Unreadable file, or keys/shapes that differ from a
+            torchvision ViT of the configured size (all listed).
+    """
+    state, _ = load_checkpoint(path)
+    state = {k: v for k, v in state.items() if not k.startswith("heads.")}
+    patch, layers, heads, width, mlp = options.vit
+    with torch.device("meta"):  # shapes only, no memory
+        reference = VisionTransformer(options.image_size, patch, layers, heads, width, mlp)
+    reference.heads = nn.Identity()
+    check_keys(reference, state, path, "torchvision ViT (options.imagenet_weights)")
+    weight, bias = state.pop("conv_proj.weight"), state.pop("conv_proj.bias")
+    if options.stem == "1to3":
+        state["conv_proj.0.weight"] = torch.ones(3, 1, 1, 1, dtype=weight.dtype)
+        state["conv_proj.0.bias"] = torch.zeros(3, dtype=weight.dtype)
+        state["conv_proj.1.weight"], state["conv_proj.1.bias"] = weight, bias
+    else:
+        state["conv_proj.weight"], state["conv_proj.bias"] = weight.sum(1, keepdim=True), bias
+    return state
+
+
 class MSNEncoder(FittedLogMel, FrozenEncoder):
     """MSN ViT behind the encoder protocol: one embedding per log-mel window.
 
@@ -135,34 +174,13 @@ class MSNEncoder(FittedLogMel, FrozenEncoder):
         )
 
     def load_imagenet(self, path: Path) -> None:
-        """Initialise from a torchvision ImageNet ViT state dict (e.g. ``vit_b_32-d86f8d99.pth``) on disk.
-
-        The classification head is dropped.  With the ``1to3`` stem the RGB
-        patch embedding is kept after the 1×1 conv, which starts as channel
-        replication (weights 1, bias 0), so the network first sees a grey
-        image; with ``1ch`` the RGB kernels are summed, which is the same map.
-        NOTE: MSN-audio trained its 1×1 conv from a random init; replication
-        is evalbench's choice for using ImageNet weights without pretraining.
+        """Initialise from a torchvision ImageNet ViT state dict on disk (see :func:`imagenet_state`).
 
         Raises:
             EvalbenchError: Unreadable file, or keys/shapes that differ from a
                 torchvision ViT of the configured size (all listed).
         """
-        state, _ = load_checkpoint(path)
-        state = {k: v for k, v in state.items() if not k.startswith("heads.")}
-        patch, layers, heads, width, mlp = self.options.vit
-        with torch.device("meta"):  # shapes only, no memory
-            reference = VisionTransformer(self.options.image_size, patch, layers, heads, width, mlp)
-        reference.heads = nn.Identity()
-        check_keys(reference, state, path, "torchvision ViT (options.imagenet_weights)")
-        weight, bias = state.pop("conv_proj.weight"), state.pop("conv_proj.bias")
-        if self.options.stem == "1to3":
-            state["conv_proj.0.weight"] = torch.ones(3, 1, 1, 1, dtype=weight.dtype)
-            state["conv_proj.0.bias"] = torch.zeros(3, dtype=weight.dtype)
-            state["conv_proj.1.weight"], state["conv_proj.1.bias"] = weight, bias
-        else:
-            state["conv_proj.weight"], state["conv_proj.bias"] = weight.sum(1, keepdim=True), bias
-        self.backbone.load_state_dict(state, strict=True)
+        self.backbone.load_state_dict(imagenet_state(path, self.options), strict=True)
 
     def embed_windows(self, windows: list[torch.Tensor]) -> torch.Tensor:
         """One vector per normalised log-mel window ``(F, w_i)`` in the configured geometry and output.
@@ -212,4 +230,4 @@ class MSNEncoder(FittedLogMel, FrozenEncoder):
         return Frames(out, mask)
 
 
-__all__ = ["MSNEncoder", "build_backbone"]
+__all__ = ["MSNEncoder", "build_backbone", "imagenet_state"]

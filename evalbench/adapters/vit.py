@@ -21,9 +21,30 @@ audio needs (METHODS.md §2.6, pitfall 4):
 - :func:`interpolate_pos_embedding` resamples the square positional grid to
   any grid (bicubic), keeping the [CLS] embedding;
 - :func:`vit_forward` runs the network from its parts (bypassing torchvision's
-  input check) with a key-padding mask, so patches made only of padding take
-  no part in attention, and :func:`pool_tokens` reads [CLS] or the mean of the
-  real patch tokens.
+  input check), and :func:`pool_tokens` reads [CLS] or the mean of the real
+  patch tokens.
+
+One mechanism serves both the padding of evaluation and the patch drop of MSN
+training (Assran et al., ECCV 2022, §3: the anchor view's masked patches are
+*dropped*, not replaced by a mask token): a boolean ``keep`` over each image's
+``1 + L`` tokens ([CLS] first, always kept).  :func:`grid_keep` marks the
+patches outside an image's own grid (padding) as not kept; MSN's
+:func:`~evalbench.augment.views.patch_keep` marks the dropped patches; the
+two combine with ``&``.  Positional embeddings are added to every token
+*before* anything is dropped, so each kept token keeps its own position.
+Then :func:`vit_forward`
+
+- removes the tokens that are not kept (a gather) when every image keeps the
+  same number of them: MSN's fixed drop ratio, so the transformer really
+  runs on fewer tokens;
+- otherwise (evaluation batches mixing window widths) keeps the full
+  sequence and masks the not-kept tokens out of attention as keys
+  (``key_padding_mask``); a kept token then attends to exactly the same keys
+  as after removal, so both routes give the same kept-token outputs up to
+  float rounding (tested to 1e-5).
+
+Either way it returns the ``(N, 1 + L, D)`` layout with zeros at the tokens
+not kept, and the mask of those tokens.
 """
 
 from __future__ import annotations
@@ -186,15 +207,33 @@ def build_vit(
     return vit
 
 
-def _grid_positions(
-    pos_embedding: torch.Tensor, grids: torch.Tensor, rows: int, cols: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image positions and key-padding mask for images whose own grid is the top-left part of ``rows × cols``."""
-    n, d = grids.shape[0], pos_embedding.shape[-1]
+def grid_keep(grids: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Tokens of images whose own grid is the top-left ``grids[i]`` part of a ``rows × cols`` patch grid.
+
+    Args:
+        grids: ``(N, 2)`` own grids (rows, cols) in patches.
+        rows: Patch rows of the images.
+        cols: Patch columns of the images.
+
+    Returns:
+        ``(N, 1 + rows·cols)`` bool, True = a real token ([CLS] and the patches
+        inside the own grid), False = a patch made only of padding.
+
+    Raises:
+        ValueError: A grid outside ``rows × cols``.
+    """
     if bool((grids < 1).any()) or bool((grids[:, 0] > rows).any()) or bool((grids[:, 1] > cols).any()):
         raise ValueError(f"own grids must lie within the {rows}×{cols} patch grid of the images")
+    r = torch.arange(rows, device=grids.device)[None, :, None]
+    c = torch.arange(cols, device=grids.device)[None, None, :]
+    inside = ((r < grids[:, 0, None, None]) & (c < grids[:, 1, None, None])).flatten(1)
+    return torch.cat([torch.ones_like(inside[:, :1]), inside], dim=1)
+
+
+def _grid_positions(pos_embedding: torch.Tensor, grids: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Per-image positions for images whose own grid is the top-left part of ``rows × cols`` (zero outside it)."""
+    n, d = grids.shape[0], pos_embedding.shape[-1]
     pos = pos_embedding.new_zeros(n, 1 + rows * cols, d)
-    pad = torch.zeros(n, 1 + rows * cols, dtype=torch.bool, device=pos_embedding.device)
     r = torch.arange(rows, device=pos_embedding.device)[:, None]
     c = torch.arange(cols, device=pos_embedding.device)[None, :]
     for gr, gc in torch.unique(grids, dim=0).tolist():
@@ -203,10 +242,8 @@ def _grid_positions(
         own = interpolate_pos_embedding(pos_embedding, (gr, gc))[0]
         full[0] = own[0]
         full[1:][inside] = own[1:]
-        sel = ((grids[:, 0] == gr) & (grids[:, 1] == gc)).to(pos_embedding.device)
-        pos[sel] = full
-        pad[sel, 1:] = ~inside
-    return pos, pad
+        pos[((grids[:, 0] == gr) & (grids[:, 1] == gc)).to(pos_embedding.device)] = full
+    return pos
 
 
 def _block(block: EncoderBlock, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
@@ -217,43 +254,77 @@ def _block(block: EncoderBlock, x: torch.Tensor, key_padding_mask: torch.Tensor 
     return x + block.mlp(block.ln_2(x))
 
 
+def _run_blocks(vit: VisionTransformer, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """Dropout, blocks and final LayerNorm on ``(N, 1 + L, D)`` tokens, of which only ``keep`` take part."""
+    x = vit.encoder.dropout(x)
+    if keep is None:
+        for block in vit.encoder.layers:
+            x = _block(block, x, None)
+        return vit.encoder.ln(x)
+    counts = keep.sum(1)
+    if bool((counts == counts[0]).all()):  # same count everywhere: remove the other tokens
+        index = keep.nonzero()[:, 1].reshape(x.shape[0], -1, 1).expand(-1, -1, x.shape[-1])
+        kept = x.gather(1, index)
+        for block in vit.encoder.layers:
+            kept = _block(block, kept, None)
+        return torch.zeros_like(x).scatter(1, index, vit.encoder.ln(kept))
+    for block in vit.encoder.layers:  # ragged: mask them out of attention as keys
+        x = _block(block, x, ~keep)
+    return vit.encoder.ln(x).masked_fill(~keep[..., None], 0.0)
+
+
 def vit_forward(
-    vit: VisionTransformer, images: torch.Tensor, grids: torch.Tensor | None = None
+    vit: VisionTransformer,
+    images: torch.Tensor,
+    grids: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run a torchvision ViT on images of any patch-multiple size.
+    """Run a torchvision ViT on images of any patch-multiple size, optionally on a subset of tokens.
 
     The network's own modules are applied in torchvision's order (patch
     embedding, [CLS], positions, dropout, blocks, final LayerNorm) without its
-    square-size check.  Positions are interpolated to each image's patch grid.
+    square-size check.  Positions are interpolated to each image's patch grid
+    and added before any token is left out (see the module docstring).
 
     Args:
         vit: Network from :func:`build_vit` (or any torchvision ViT).
         images: ``(N, C, H, W)``, ``H`` and ``W`` multiples of the patch size.
         grids: Optional ``(N, 2)`` own patch grids (rows, cols).  Patches
-            outside an image's own top-left grid are padding: they are masked
-            out as attention keys, and the image's positions are interpolated
-            to its own grid.  None: every patch is real.
+            outside an image's own top-left grid are padding (not kept), and the
+            image's positions are interpolated to its own grid.  None: every
+            patch is real.
+        keep: Optional ``(N, 1 + L)`` bool over the tokens ([CLS] first, which
+            must be kept): False drops the token (MSN's patch drop,
+            :func:`~evalbench.augment.views.patch_keep`).  Combined with the
+            padding of ``grids``.
 
     Returns:
         Tokens ``(N, 1 + L, D)`` after the final LayerNorm (token 0 is [CLS],
-        then the patches row by row) and the ``(N, 1 + L)`` key-padding mask
-        (True = padding), or None when no token is padding.
+        then the patches row by row; zeros where not kept) and the ``(N, 1 + L)``
+        mask of the tokens not kept (True = padding or dropped), or None when
+        every token is kept.
+
+    Raises:
+        ValueError: ``keep`` of the wrong shape or dropping [CLS]; grids outside the images.
     """
     x = vit.conv_proj(images)  # (N, D, rows, cols)
     n, _, rows, cols = x.shape
     x = x.flatten(2).transpose(1, 2)
-    pad = None
     if grids is None:
-        pos = interpolate_pos_embedding(vit.encoder.pos_embedding, (rows, cols))
+        pos, real = interpolate_pos_embedding(vit.encoder.pos_embedding, (rows, cols)), None
     else:
-        pos, pad = _grid_positions(vit.encoder.pos_embedding, grids.to(images.device), rows, cols)
-        if not bool(pad.any()):
-            pad = None
+        grids = grids.to(images.device)
+        real = grid_keep(grids, rows, cols)
+        pos = _grid_positions(vit.encoder.pos_embedding, grids, rows, cols)
+    if keep is not None:
+        keep = keep.to(images.device)
+        if keep.shape != (n, 1 + rows * cols) or not bool(keep[:, 0].all()):
+            raise ValueError(f"keep: expected ({n}, {1 + rows * cols}) bool with [CLS] kept, got {tuple(keep.shape)}")
+        real = keep if real is None else real & keep
+    if real is not None and bool(real.all()):
+        real = None
     x = torch.cat([vit.class_token.expand(n, -1, -1), x], dim=1) + pos
-    x = vit.encoder.dropout(x)
-    for block in vit.encoder.layers:
-        x = _block(block, x, pad)
-    return vit.encoder.ln(x), pad
+    return _run_blocks(vit, x, real), (None if real is None else ~real)
 
 
 def pool_tokens(
@@ -280,6 +351,7 @@ def pool_tokens(
 
 __all__ = [
     "build_vit",
+    "grid_keep",
     "interpolate_pos_embedding",
     "pad_windows",
     "patch_multiple",

@@ -10,6 +10,13 @@
   waveform augmentation (V. Dimitrov's 2022 report),
   :class:`~evalbench.augment.waveform.SupervisedWaveformAugment`, with the
   torch-only ``time_stretch`` and ``pitch_shift`` it uses.
+- :mod:`evalbench.augment.views`: MSN's multi-crop views (Assran et al., ECCV
+  2022): square RandomResizedCrops of the log-mel at 224 and 96 px and the
+  patch-drop masks shared with the ViT's token-drop path.
+- :mod:`evalbench.augment.clar`: CLAR's six waveform families (Al-Tahan &
+  Mohsenzadeh, AISTATS 2021, §3.4), each applied with probability ``p``.
+- :mod:`evalbench.augment.clmr`: CLMR's chain (Spijkervet & Burgoyne, ISMIR
+  2021): polarity, noise, gain, filters, delay, pitch and reverb.
 
 Conventions shared by every random augmentation (the training loop relies on them):
 

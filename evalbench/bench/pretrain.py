@@ -170,7 +170,9 @@ def _measure_method(job: PretrainJob, recipe: Recipe, sizes: Sizes, ctx: BenchCo
             first = next(loader)
             startup = time.perf_counter() - began
             batches = itertools.chain([first], loader)
-        seconds, losses = _timed(_fresh(cls, recipe, initial, device), batches, recipe, schedule, sizes, device)
+        method = _fresh(cls, recipe, initial, device)
+        method.set_schedule(total, sampler.steps_per_epoch)
+        seconds, losses = _timed(method, batches, recipe, schedule, sizes, device)
         return seconds, losses, startup  # the real loader (and its workers) goes with this frame
 
     timings: dict[bool, list[list[float]]] = {True: [], False: []}
@@ -251,7 +253,7 @@ def _timed(
     batch beyond the last timed step is fetched inside the timed region.
     """
     train = recipe.train
-    optimizer = make_optimizer([p for p in method.parameters() if p.requires_grad], train)
+    optimizer = make_optimizer(method.param_groups(), train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     generator = torch.Generator().manual_seed(train.seed)
     history = History()

@@ -13,8 +13,8 @@ One file per method over a shared base (solo-learn's shape):
 - :mod:`evalbench.pretrain.export`: the trained network as an encoder that
   ``evalbench run`` scores, with its provenance and contamination fingerprint;
 - :mod:`evalbench.pretrain.run`: the orchestration behind the CLI;
-- one module per method: :mod:`evalbench.pretrain.byola`, :mod:`evalbench.pretrain.clmr`,
-  :mod:`evalbench.pretrain.supervised`.
+- one module per method: :mod:`evalbench.pretrain.byola`, :mod:`evalbench.pretrain.msn`,
+  :mod:`evalbench.pretrain.clar`, :mod:`evalbench.pretrain.clmr`, :mod:`evalbench.pretrain.supervised`.
 
 Recipes (published hyperparameters and presets) are YAML in ``encoders/recipes/``.
 """
@@ -28,7 +28,9 @@ from evalbench.registry import suggestion
 
 METHODS = {
     "byola": "evalbench.pretrain.byola:ByolA",
+    "clar": "evalbench.pretrain.clar:Clar",
     "clmr": "evalbench.pretrain.clmr:Clmr",
+    "msn": "evalbench.pretrain.msn:Msn",
     "supervised": "evalbench.pretrain.supervised:Supervised",
 }
 

@@ -64,6 +64,9 @@ class PretrainMethod(nn.Module):
 
     Attributes:
         NAME: Method name (``evalbench pretrain NAME``).
+        NEEDS_LABELS: Trains on a task's labels; ``--task`` is required.
+        USES_LABELS: Reads the labels of ``--task`` when one is given (the
+            loop then sets ``options.n_classes`` and ``DataRequest.labels``).
         FAMILY: Adapter (and checkpoint family) of the exported encoder.
         POOLING: Pooling of the registered encoder.
         OPTIONS: The options dataclass of ``options`` in the recipe.
@@ -72,6 +75,7 @@ class PretrainMethod(nn.Module):
 
     NAME: ClassVar[str] = ""
     NEEDS_LABELS: ClassVar[bool] = False  # trains on a task's labels (needs --task)
+    USES_LABELS: ClassVar[bool] = False  # uses a task's labels when --task is given (CLAR's supervised term)
     FAMILY: ClassVar[str] = ""
     POOLING: ClassVar[str] = "mean"
     OPTIONS: ClassVar[type] = object
@@ -129,6 +133,19 @@ class PretrainMethod(nn.Module):
         )
         return dataset, EpochSampler(len(req.corpus.files), self.train_spec.batch_size, req.seed, req.rank, req.world)
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Parameter groups of the optimiser (default: every trainable parameter in one group).
+
+        A group that sets ``"weight_decay": 0.0`` is exempt from weight decay and
+        from its schedule (biases, norms and MSN's prototypes); the other groups
+        take the recipe's weight decay.
+        """
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def set_schedule(self, total_steps: int, steps_per_epoch: int) -> None:
+        """Told by the loop, before the first step, how long the run is (for schedules such as MSN's EMA)."""
+        self.total_steps, self.steps_per_epoch = int(total_steps), int(steps_per_epoch)
+
     def after_step(self, step: int) -> None:
         """Called after each optimiser step (EMA targets update here)."""
 
@@ -172,17 +189,20 @@ def default_init(net: nn.Module) -> None:
 def lr_multiplier(schedule: ScheduleSpec, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
     """The schedule as ``step -> factor`` of the base learning rate (for ``LambdaLR``).
 
-    Linear warm-up over ``warmup_steps``; then ``constant`` (BYOL-A), ``cosine``
-    decay to ``final_factor`` at ``total_steps`` (MSN), or ``step`` (× ``gamma``
-    at each milestone epoch).
+    Linear warm-up over ``warmup_steps`` (or ``warmup_epochs``) from ``warmup_start_factor``; then
+    ``constant`` (BYOL-A), ``cosine`` decay towards ``final_factor``, reached at
+    ``span_factor × total_steps`` (MSN: 1.25, so never reached), or ``step``
+    (× ``gamma`` at each milestone epoch).
     """
+    start = schedule.warmup_start_factor
+    warmup = schedule.warmup(steps_per_epoch)
 
     def factor(step: int) -> float:
-        if schedule.warmup_steps and step < schedule.warmup_steps:
-            return (step + 1) / schedule.warmup_steps
+        if warmup and step < warmup:
+            return start + (1 - start) * (step + 1) / warmup
         if schedule.name == "cosine":
-            span = max(1, total_steps - schedule.warmup_steps)
-            progress = min(1.0, (step - schedule.warmup_steps) / span)
+            span = max(1, round(schedule.span_factor * total_steps) - warmup)
+            progress = min(1.0, (step - warmup) / span)
             return schedule.final_factor + (1 - schedule.final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
         if schedule.name == "step":
             epoch = step // max(1, steps_per_epoch)
@@ -192,13 +212,33 @@ def lr_multiplier(schedule: ScheduleSpec, total_steps: int, steps_per_epoch: int
     return factor
 
 
-def make_optimizer(params: list[nn.Parameter], train: TrainSpec) -> torch.optim.Optimizer:
-    """The recipe's ``torch.optim`` optimiser over ``params``."""
+def weight_decay_at(schedule: ScheduleSpec, base: float, step: int, total_steps: int) -> float:
+    """Weight decay at ``step``: ``base``, or a cosine from ``base`` to ``weight_decay_final``.
+
+    The cosine spans ``span_factor × total_steps`` (MSN: 0.04 → 0.4 over 1.25 ×
+    the run; Assran et al., ECCV 2022, App. C).
+    """
+    if schedule.weight_decay_final is None:
+        return base
+    progress = min(1.0, step / max(1, round(schedule.span_factor * total_steps)))
+    end = schedule.weight_decay_final
+    return end + (base - end) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(groups: list[dict[str, Any]] | list[nn.Parameter], train: TrainSpec) -> torch.optim.Optimizer:
+    """The recipe's ``torch.optim`` optimiser over parameter ``groups`` (or a plain list of parameters).
+
+    Groups that set their own ``weight_decay`` keep it; the others take the
+    recipe's and are marked ``scheduled_wd`` for :func:`weight_decay_at`.
+    """
+    if groups and not isinstance(groups[0], dict):
+        groups = [{"params": list(groups)}]
+    groups = [{**g, "scheduled_wd": "weight_decay" not in g} for g in groups]
     opt = train.optimizer
     if opt.name == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+        return torch.optim.SGD(groups, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
     cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
-    return cls(params, lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
+    return cls(groups, lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -283,6 +323,11 @@ def train_steps(
                 loss.backward()
             if train.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, train.grad_clip)
+            if train.schedule.weight_decay_final is not None:
+                wd = weight_decay_at(train.schedule, train.optimizer.weight_decay, step, total)
+                for group in optimizer.param_groups:
+                    if group.get("scheduled_wd", True):
+                        group["weight_decay"] = wd
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
@@ -336,4 +381,5 @@ __all__ = [
     "make_optimizer",
     "save_curve",
     "train_steps",
+    "weight_decay_at",
 ]

@@ -101,6 +101,26 @@ class ByolaRecipeOptions:
             raise ValueError("mixup_bank and norm_clips: must be >= 1")
 
 
+@torch.no_grad()
+def fit_prenorm(method: Any, clips: Iterator[torch.Tensor]) -> dict[str, float]:
+    """BYOL-A v2's pre-normalisation: one scalar mean and std over every log-mel value of the given crops.
+
+    Shared by the log-mel methods (BYOL-A, MSN-audio): ``method`` has
+    ``_logmel(wav) -> (B, 1, F, T)`` and a ``norm_stats`` buffer, which is set.
+    """
+    total = total_sq = 0.0
+    count = 0
+    for wav in clips:
+        x = method._logmel(wav.to(method.norm_stats.device)).double()
+        total, total_sq, count = total + float(x.sum()), total_sq + float((x**2).sum()), count + x.numel()
+    if count == 0:
+        raise ValueError("no training audio for the pre-normalisation statistics")
+    mean = total / count
+    std = max(total_sq / count - mean**2, 1e-12) ** 0.5
+    method.norm_stats.copy_(torch.tensor([mean, std]))
+    return {"norm_mean": mean, "norm_std": std}
+
+
 def pooled(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """BYOL-A's representation: time mean + time max of the encoder's frames ``(B, T', D)``, summed."""
     frames = net(x)
@@ -163,20 +183,9 @@ class ByolA(PretrainMethod):
     def _logmel(self, wav: torch.Tensor) -> torch.Tensor:
         return self.frontend(wav.float()).unsqueeze(1)  # (B, 1, 64, 96)
 
-    @torch.no_grad()
     def prepare(self, clips: Iterator[torch.Tensor]) -> dict[str, Any]:
         """Scalar mean and std over every log-mel value of the given training crops."""
-        total = total_sq = 0.0
-        count = 0
-        for wav in clips:
-            x = self._logmel(wav.to(self.norm_stats.device)).double()
-            total, total_sq, count = total + float(x.sum()), total_sq + float((x**2).sum()), count + x.numel()
-        if count == 0:
-            raise ValueError("no training audio for the pre-normalisation statistics")
-        mean = total / count
-        std = max(total_sq / count - mean**2, 1e-12) ** 0.5
-        self.norm_stats.copy_(torch.tensor([mean, std]))
-        return {"norm_mean": mean, "norm_std": std}
+        return fit_prenorm(self, clips)
 
     def _view(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = self.rrc(self.mixup(x, generator), generator)
@@ -233,4 +242,4 @@ class ByolA(PretrainMethod):
         return pool_mean_max(Frames(emb, mask))
 
 
-__all__ = ["ByolA", "ByolaRecipeOptions"]
+__all__ = ["ByolA", "ByolaRecipeOptions", "fit_prenorm"]

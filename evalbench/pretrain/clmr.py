@@ -10,7 +10,8 @@ into ``evalbench run --encoder <name>`` unchanged (METHODS §4):
    polarity 0.8, noise 0.01, gain 0.3, high/low-pass 0.8, delay 0.3, pitch 0.6,
    reverb 0.6), batched on the device, in torch (no sox).
 2. SampleCNN → 512-d → projector Linear(512→512, no bias) → ReLU →
-   Linear(512→64, no bias) (v2 config; 128 in v1) → NT-Xent with τ = 0.5.
+   Linear(512→64, no bias) (v2 config; 128 in v1) → NT-Xent with τ = 0.5, its
+   negatives drawn from the global batch under torchrun.
 3. Adam, lr 3e-4, batch 48 (the ``paper`` preset; the README's 10,000 epochs on
    MagnaTagATune are a recipe value, the corpus here is the user's).
 
@@ -32,6 +33,7 @@ from evalbench.adapters.options.clmr import CHUNK_SAMPLES, SAMPLE_RATE
 from evalbench.augment.clmr import ClmrChain
 from evalbench.pretrain.base import DataRequest, PretrainMethod, default_init
 from evalbench.pretrain.data import CropDataset, EpochSampler
+from evalbench.pretrain.distributed import all_gather_with_grad
 from evalbench.pretrain.losses import nt_xent
 from evalbench.specs.recipe import TrainSpec
 
@@ -118,7 +120,7 @@ class Clmr(PretrainMethod):
                 v1, v2 = self.chain(v1.float(), generator), self.chain(v2.float(), generator)
         z = self.projector(self.encoder(torch.cat([v1, v2])))
         z1, z2 = z.float().chunk(2)
-        return nt_xent(z1, z2, self.options.temperature)
+        return nt_xent(all_gather_with_grad(z1), all_gather_with_grad(z2), self.options.temperature)
 
     @torch.no_grad()
     def embed_for_monitor(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

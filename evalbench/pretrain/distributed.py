@@ -15,6 +15,12 @@ Division of labour (see :mod:`evalbench.pretrain.run`):
 - gradients: averaged across ranks by ``DistributedDataParallel``; EMA targets
   then stay identical on every rank because every rank applies the same
   averaged step to the same online weights;
+- batch-wide losses: contrastive negatives (NT-Xent of CLAR and CLMR) and
+  MSN's Sinkhorn and mean-entropy terms are computed over the global batch:
+  :func:`all_gather_with_grad` concatenates every rank's rows in rank order,
+  so the loss equals the single-process one and the gradient flows back to
+  each rank's own rows (SimCLR gathers negatives across devices the same way,
+  Chen et al., ICML 2020, §2);
 - BatchNorm: on CUDA the method's BatchNorm layers become ``SyncBatchNorm``, so
   batch statistics are over the global batch as in the papers (one GPU, one
   batch of 256).  NOTE: ``SyncBatchNorm`` has no CPU implementation, so under
@@ -105,6 +111,28 @@ def mean_over_ranks(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / env.world
+
+
+def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``x`` concatenated along dim 0 in rank order, differentiable; ``x`` itself outside torchrun.
+
+    The backward of ``torch.distributed.nn.functional.all_gather`` sums the
+    gradients of all ranks for each rank's slice.  Every rank computes the same
+    global loss, so each slice receives ``world ×`` its share; the
+    ``DistributedDataParallel`` average over ranks then gives exactly the
+    single-process gradient of the global batch.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    import warnings
+
+    from torch.distributed.nn.functional import all_gather
+
+    # NOTE: torch 2.14 marks this autograd all_gather deprecated in favour of the private
+    # torch.distributed._functional_collectives; it stays the public one, and its gradient is tested.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        return torch.cat(all_gather(x.contiguous()))
 
 
 def gather(obj: Any, env: DistEnv) -> list[Any]:

@@ -202,7 +202,7 @@ def pretrain(job: PretrainJob, log: Callable[[str], None] = print) -> PretrainRe
 
 
 def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], None]) -> PretrainResult:
-    task_data = labelled_task(job) if cls.NEEDS_LABELS else None
+    task_data = labelled_task(job) if cls.NEEDS_LABELS or (cls.USES_LABELS and job.task is not None) else None
     recipe = load_recipe(job, [{"options": {"n_classes": len(task_data.classes)}}] if task_data else None)
     train = recipe.train
     if train.batch_size % env.world:
@@ -237,7 +237,8 @@ def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], No
     method.to(device)
     model = wrap(method, env, device)
     generator = torch.Generator().manual_seed(train.seed + 7919 * env.rank)  # rank 0: the single-process stream
-    optimizer = make_optimizer([p for p in method.parameters() if p.requires_grad], train)
+    method.set_schedule(total, sampler.steps_per_epoch)
+    optimizer = make_optimizer(method.param_groups(), train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_multiplier(train.schedule, total, sampler.steps_per_epoch)
     )
@@ -318,7 +319,7 @@ def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], No
     if not env.main:
         return PretrainResult(name, Path(job.encoders_dir) / f"{name}.yaml", out_dir, step, final, start, main=False)
     extra = {}
-    if task_data is not None:
+    if task_data is not None and getattr(method, "classifier", True) is not None:  # CLAR without labels has none
         extra = classifier_accuracy(method, task_data, job, dataset)
         log(f"pretrain {job.method}: the classifier's own accuracy on {extra['held_out']}: {extra['accuracy']:.4f}")
     yaml_path = export_encoder(

@@ -62,17 +62,48 @@ class ScheduleSpec:
     Attributes:
         name: ``constant`` (BYOL-A), ``cosine`` (decay to ``final_factor``) or
             ``step`` (× ``gamma`` at each of ``milestones`` epochs).
-        warmup_steps: Linear warm-up from 0.
+        warmup_steps: Linear warm-up steps.
+        warmup_epochs: Warm-up in epochs of the corpus (MSN 15, CLAR 10);
+            when set it replaces ``warmup_steps`` (rounded to whole steps), so
+            a recipe states the paper's value whatever the corpus size.
+        warmup_start_factor: Multiplier at the first warm-up step (0: from zero;
+            MSN warms up from 2e-4 to 1e-3, i.e. 0.2; Assran et al., ECCV 2022, App. C).
         final_factor: Cosine's last multiplier.
+        span_factor: The cosine (and the weight-decay schedule) spans
+            ``span_factor`` × the run's steps; MSN sizes its schedules for 1.25 ×
+            the run, so their end values are never reached.
         milestones: Epochs of the ``step`` schedule.
         gamma: Factor of the ``step`` schedule.
+        weight_decay_final: Cosine schedule of the weight decay from the
+            optimiser's ``weight_decay`` to this value (MSN: 0.04 → 0.4), applied
+            to the parameter groups that do not opt out; null keeps it constant.
     """
 
     name: Literal["constant", "cosine", "step"] = "constant"
     warmup_steps: int = 0
+    warmup_epochs: float | None = None
+    warmup_start_factor: float = 0.0
     final_factor: float = 0.0
+    span_factor: float = 1.0
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
+    weight_decay_final: float | None = None
+
+    def warmup(self, steps_per_epoch: int) -> int:
+        """Warm-up length in steps (``warmup_epochs`` × ``steps_per_epoch`` when given)."""
+        if self.warmup_epochs is None:
+            return self.warmup_steps
+        return round(self.warmup_epochs * max(1, steps_per_epoch))
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup_start_factor <= 1:
+            raise ValueError(f"warmup_start_factor: must lie in [0, 1], got {self.warmup_start_factor}")
+        if self.warmup_epochs is not None and self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs: must be >= 0 or null, got {self.warmup_epochs}")
+        if self.span_factor < 1:
+            raise ValueError(f"span_factor: must be >= 1, got {self.span_factor}")
+        if self.weight_decay_final is not None and self.weight_decay_final < 0:
+            raise ValueError(f"weight_decay_final: must be >= 0 or null, got {self.weight_decay_final}")
 
 
 @dataclass(frozen=True)

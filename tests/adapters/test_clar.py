@@ -61,15 +61,31 @@ def test_code_frontend_log_bins_levels_and_floors() -> None:
     ratio = (8000 / 40) ** (1 / 128)
     assert freqs[0] == pytest.approx(40.0) and freqs[-1] == pytest.approx(40 * ratio**127, rel=1e-5)
     torch.testing.assert_close(freqs[1:] / freqs[:-1], torch.full((127,), ratio), rtol=1e-5, atol=0)
-    # a cosine of amplitude 0.5 at bin 64: |X| = 0.5 · sum(hann)/2 = 256 → 20·log10(256) = 48.16 dB
+    # a cosine of amplitude 0.5 at bin 64: |X| = 0.5 · sum(hann)/2 = 256 → 20·log10(256) − 20 = 28.16 dB
+    # (version 2: the official amplitude_to_DB(x, 20, 1e-5, 1) subtracts 20 dB; version 1 gave 48.16)
     t = torch.arange(SR) / SR
     image = ClarFrontEnd("code")(0.5 * torch.cos(2 * math.pi * float(freqs[64]) * t)[None])
     middle = image[0, 0, :, 40:80]
     assert (middle.argmax(dim=0) == 64).all()
-    assert middle[64].mean().item() == pytest.approx(20 * math.log10(256), abs=0.05)
+    assert middle[64].mean().item() == pytest.approx(20 * math.log10(256) - 20, abs=0.05)
     silence = ClarFrontEnd("code")(torch.zeros(1, SR))
-    assert silence[0, 0].max().item() == pytest.approx(-100.0)  # 20·log10(1e-5)
-    assert silence[0, 2].max().item() == pytest.approx(-100.0)  # 10·log10(1e-10)
+    assert silence[0, 0].max().item() == pytest.approx(-100.0)  # 20·log10(√1e-8) − 20
+    assert silence[0, 2].max().item() == pytest.approx(-60.0)  # 10·log10(1e-5) − 10 (version 1: −100)
+
+
+def test_code_frontend_floors_on_a_zero_padded_clip() -> None:
+    """The official features of a clip zero-padded on the right: silent frames sit exactly at the code's floors."""
+    t = torch.arange(SR // 2) / SR
+    wav = torch.nn.functional.pad(0.3 * torch.sin(2 * math.pi * 440 * t), (0, SR // 2))[None]  # 0.5 s tone + 0.5 s
+    image = ClarFrontEnd("code")(wav)
+    # frame j covers samples [128·j − 1024, 128·j + 1024) (centred, reflected at the end): silent from j = 71 on
+    silent = image[0, :, :, 71:]
+    torch.testing.assert_close(silent[0], torch.full_like(silent[0], -100.0))  # magnitude: √(0 + 1e-8) → −80 − 20
+    torch.testing.assert_close(silent[1], torch.zeros_like(silent[1]))  # phase of +0 + 0j
+    torch.testing.assert_close(silent[2], torch.full_like(silent[2], -60.0))  # mel: max(0, 1e-5) → −50 − 10
+    assert image[0, 2, :, :55].max() > -60.0 + 40  # the tone is well above the mel floor
+    # in between, a frame straddling the clip's end is above the floors and never below them
+    assert (image[0, 0] >= -100.0 - 1e-4).all() and (image[0, 2] >= -60.0 - 1e-4).all()
 
 
 def test_paper_frontend_uses_16ms_window_and_power_db() -> None:

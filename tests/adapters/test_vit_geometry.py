@@ -174,3 +174,85 @@ def test_pool_tokens_masked_mean() -> None:
 def test_grids_outside_the_canvas_are_rejected(tiny_vit: torch.nn.Module) -> None:
     with pytest.raises(ValueError, match="within"):
         vit_forward(tiny_vit, torch.zeros(1, 1, 64, 64), torch.tensor([[2, 3]]))
+
+
+# --- token drop (MSN's patch drop) and padding share one mechanism: a keep mask over the tokens ---------------
+
+
+def _masked_reference(vit: torch.nn.Module, images: torch.Tensor, grids: torch.Tensor | None, keep: torch.Tensor):
+    """The pre-token-drop computation: every token runs, the not-kept ones masked out of attention as keys."""
+    from evalbench.adapters.vit import _block, _grid_positions
+
+    x = vit.conv_proj(images)
+    n, _, rows, cols = x.shape
+    x = x.flatten(2).transpose(1, 2)
+    if grids is None:
+        pos = interpolate_pos_embedding(vit.encoder.pos_embedding, (rows, cols))
+    else:
+        pos = _grid_positions(vit.encoder.pos_embedding, grids, rows, cols)
+    x = torch.cat([vit.class_token.expand(n, -1, -1), x], dim=1) + pos
+    for block in vit.encoder.layers:
+        x = _block(block, x, ~keep)
+    return vit.encoder.ln(x)
+
+
+def test_keep_all_equals_the_plain_path(tiny_vit: torch.nn.Module) -> None:
+    images = torch.randn(3, 1, 224, 224, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        plain, none = vit_forward(tiny_vit, images)
+        kept, mask = vit_forward(tiny_vit, images, keep=torch.ones(3, 50, dtype=torch.bool))
+    assert none is None and mask is None
+    torch.testing.assert_close(kept, plain, atol=1e-6, rtol=0)
+
+
+def test_dropping_tokens_equals_masking_them_out_of_attention(tiny_vit: torch.nn.Module) -> None:
+    from evalbench.augment.views import patch_keep
+
+    gen = torch.Generator().manual_seed(5)
+    images = torch.randn(4, 1, 224, 224, generator=gen)
+    keep = patch_keep(4, 50, 0.3, gen)  # same count in every image: the tokens are removed (gathered)
+    with torch.inference_mode():
+        dropped, mask = vit_forward(tiny_vit, images, keep=keep)
+        reference = _masked_reference(tiny_vit, images, None, keep)
+    assert mask is not None and torch.equal(mask, ~keep)
+    # [CLS] and every kept token: the same keys take part, so the same outputs up to float rounding (1e-5)
+    torch.testing.assert_close(dropped[:, 0], reference[:, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(dropped[keep], reference[keep], atol=1e-5, rtol=0)
+    assert bool((dropped[~keep] == 0).all())
+    # ragged counts take the masked route and give the same outputs as each image alone (gathered)
+    keep[1, 1:20] = False
+    with torch.inference_mode():
+        ragged, mask = vit_forward(tiny_vit, images, keep=keep)
+        for i in range(4):
+            alone, _ = vit_forward(tiny_vit, images[i : i + 1], keep=keep[i : i + 1])
+            torch.testing.assert_close(ragged[i], alone[0], atol=1e-5, rtol=0)
+    # a dropped patch has no influence at all: its pixels get no gradient
+    pixels = images[:1].clone().requires_grad_(True)
+    one = torch.ones(1, 50, dtype=torch.bool)
+    one[0, 1] = False  # the top-left patch (pixels [0:32, 0:32])
+    weights = torch.randn(16, generator=gen)  # (a plain sum of a LayerNorm output has no gradient)
+    (vit_forward(tiny_vit, pixels, keep=one)[0][:, 0] @ weights).sum().backward()
+    assert float(pixels.grad[0, 0, :32, :32].abs().max()) == 0.0 and float(pixels.grad[0, 0, :32, 32:].abs().max()) > 0
+    with pytest.raises(ValueError, match="CLS"):
+        vit_forward(tiny_vit, images[:1], keep=~one)
+
+
+@pytest.mark.parametrize("widths", [(96, 40, 130), (64, 64)])
+def test_padding_path_unchanged(tiny_vit: torch.nn.Module, widths: tuple[int, ...]) -> None:
+    """Grids now go through the keep mask (and equal counts through the gather); outputs match the old route."""
+    from evalbench.adapters.vit import grid_keep
+
+    gen = torch.Generator().manual_seed(6)
+    images, grids = pad_windows([torch.randn(64, w, generator=gen) for w in widths], 32)
+    if len(widths) == 2:  # two 2x2 windows on a wider canvas: equal counts with padding (gathered)
+        images, grids = F.pad(images, (0, 64)), grids
+    rows, cols = images.shape[-2] // 32, images.shape[-1] // 32
+    real = grid_keep(grids, rows, cols)
+    with torch.inference_mode():
+        tokens, pad = vit_forward(tiny_vit, images, grids)
+        reference = _masked_reference(tiny_vit, images, grids, real)
+    assert torch.equal(pad, ~real)
+    for output in ("cls", "mean_patches"):
+        torch.testing.assert_close(
+            pool_tokens(tokens, pad, output), pool_tokens(reference, ~real, output), atol=1e-5, rtol=0
+        )

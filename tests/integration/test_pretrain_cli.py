@@ -135,3 +135,16 @@ def test_a_family_without_official_weights_scores_the_newest_pretrained(penv: En
         assert main(penv.cli("run", "--encoder", "fam", "--tasks", "synth_detect", "--seeds", "1")) == 0
     assert "scoring 'fam-b'" in caplog.text
     assert (penv.results / "fam-b" / "synth_detect.linear.json").is_file()
+
+
+def test_supervised_resume_is_exact(penv: Env) -> None:
+    args = ["pretrain", "supervised", "--arch", "lstm", "--task", "synth_detect", "--preset", "smoke",
+            "--set", "options.unit_seconds=1.0",
+            "--batch-size", "4", "--workers", "0", "--set", "train.checkpoint_every=1",
+            "--encoders-dir", str(penv.encoders), "--data-root", str(penv.data), "--cache-dir", str(penv.cache),
+            "--tasks-dir", str(penv.tasks)]  # fmt: skip
+    assert main([*args, "--steps", "2", "--name", "straight"]) == 0
+    assert main([*args, "--steps", "1", "--name", "resumed"]) == 0
+    assert main([*args, "--steps", "2", "--name", "resumed"]) == 0
+    a, b = weights(penv, "straight"), weights(penv, "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # augmentations and sampler resumed too

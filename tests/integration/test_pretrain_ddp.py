@@ -72,3 +72,22 @@ def test_two_process_byola_run_completes_and_loads_into_run(denv: Env, tmp_path:
     spec = yaml.safe_load((denv.encoders / "ddp-byola.yaml").read_text())
     assert spec["pretrain"]["steps"] == 2
     assert main(denv.cli("run", "--encoder", "ddp-byola", "--tasks", "synth_detect", "--seeds", "1")) == 0
+
+
+@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this Python")
+def test_two_process_clmr_run_with_global_negatives_loads_into_run(denv: Env, tmp_path: Path) -> None:
+    from tests.data.helpers import write_audio
+
+    clips = tmp_path / "clips"
+    for i in range(8):
+        write_audio(clips / f"c{i}.wav", 3.0, 22050, freq=150.0 * (i + 1), seed=i)
+    shutil.copy(ENCODERS / "clmr.yaml", denv.encoders / "clmr.yaml")
+    args = ["pretrain", "clmr", "--data", str(clips), "--preset", "smoke", "--steps", "2", "--batch-size", "4",
+            "--workers", "0", "--name", "ddp-clmr"]  # fmt: skip
+    done = _run(args, denv, distributed=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 processes × 2" in done.stdout
+    spec = yaml.safe_load((denv.encoders / "ddp-clmr.yaml").read_text())
+    assert spec["pretrain"]["steps"] == 2 and spec["adapter"] == "clmr"
+    assert main(denv.cli("run", "--encoder", "ddp-clmr", "--tasks", "synth_detect", "--seeds", "1")) == 0
+    assert (denv.results / "ddp-clmr" / "synth_detect.linear.json").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,41 @@ def test_schedules() -> None:
     assert warm(10) == pytest.approx(1.0) and warm(60) == pytest.approx(0.5) and warm(110) == pytest.approx(0.0)
     step = lr_multiplier(ScheduleSpec(name="step", milestones=[2, 4], gamma=0.1), 100, 10)
     assert step(19) == 1.0 and step(20) == pytest.approx(0.1) and step(45) == pytest.approx(0.01)
+
+
+def test_warmup_start_span_and_weight_decay_schedule() -> None:
+    from evalbench.pretrain.base import weight_decay_at
+
+    spec = ScheduleSpec(name="cosine", warmup_steps=10, warmup_start_factor=0.2, final_factor=0.0, span_factor=1.25)
+    f = lr_multiplier(spec, 100, 10)
+    assert f(0) == pytest.approx(0.2 + 0.8 * 1 / 10)  # MSN warms up from 2e-4 to 1e-3
+    assert f(9) == pytest.approx(1.0)
+    # cosine over 1.25 × 100 steps: at the run's last step the factor is cos-decayed only part way
+    assert f(99) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 115)))
+    assert f(99) > 0.05
+    wd = ScheduleSpec(weight_decay_final=0.4, span_factor=1.25)
+    assert weight_decay_at(wd, 0.04, 0, 100) == pytest.approx(0.04)
+    assert weight_decay_at(wd, 0.04, 125, 100) == pytest.approx(0.4)
+    assert 0.04 < weight_decay_at(wd, 0.04, 50, 100) < 0.4
+    assert weight_decay_at(ScheduleSpec(), 0.04, 50, 100) == 0.04
+
+
+def test_groups_that_opt_out_keep_zero_weight_decay() -> None:
+    import torch
+
+    from evalbench.pretrain.base import make_optimizer
+    from evalbench.specs.recipe import OptimizerSpec, TrainSpec
+
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    train = TrainSpec(optimizer=OptimizerSpec(name="adamw", weight_decay=0.04))
+    opt = make_optimizer([{"params": [a]}, {"params": [b], "weight_decay": 0.0}], train)
+    assert [g["scheduled_wd"] for g in opt.param_groups] == [True, False]
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.04, 0.0]
+
+
+def test_warmup_in_epochs_follows_the_corpus() -> None:
+    spec = ScheduleSpec(name="cosine", warmup_steps=999, warmup_epochs=1.5)
+    assert spec.warmup(10) == 15  # replaces warmup_steps
+    f = lr_multiplier(spec, 100, 10)
+    assert f(14) == pytest.approx(1.0) and f(13) == pytest.approx(14 / 15)
+    assert f(15) == pytest.approx(1.0)  # cosine starts at its peak

@@ -1,0 +1,57 @@
+"""`evalbench pretrain msn` (a tiny ViT), then `evalbench run --encoder msn` exactly as written; exact resume."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from evalbench.adapters.checkpoints import load_checkpoint
+from evalbench.adapters.msn import build_backbone
+from evalbench.adapters.options.msn import MSNOptions
+from evalbench.cli import main
+from evalbench.specs.fields import parse
+from tests.conftest import ENCODERS, Env
+
+SETS = {
+    "options.num_layers": 1, "options.hidden_dim": 32, "options.num_heads": 2, "options.mlp_dim": 64,
+    "options.hidden": 64, "options.projection": 16, "options.prototypes": 16, "options.focal_views": 2,
+    "options.norm_clips": 8, "options.mixup_bank": 16, "train.checkpoint_every": 1,
+}  # fmt: skip
+TINY = ["--preset", "smoke", "--workers", "0", "--batch-size", "4"]
+for key, value in SETS.items():
+    TINY += ["--set", f"{key}={value}"]
+
+
+def msn(env: Env, *args: str) -> int:
+    return main(
+        ["pretrain", "msn", *TINY, *args, "--encoders-dir", str(env.encoders), "--data-root", str(env.data),
+         "--cache-dir", str(env.cache), "--tasks-dir", str(env.tasks)]
+    )  # fmt: skip
+
+
+def test_pretrain_then_run_by_the_family_name(penv: Env, tmp_path: Path, capsys, caplog) -> None:
+    shutil.copy(ENCODERS / "msn.yaml", penv.encoders / "msn.yaml")
+    assert msn(penv, "--data", str(tmp_path / "clips"), "--steps", "2") == 0
+    assert "registered encoder 'msn-smoke'" in capsys.readouterr().out
+    with caplog.at_level("WARNING"):
+        assert main(penv.cli("run", "--encoder", "msn", "--tasks", "synth_detect", "--seeds", "1")) == 0
+    assert "scoring 'msn-smoke'" in caplog.text  # says which checkpoint the plain name scored
+    assert (penv.results / "msn-smoke" / "synth_detect.linear.json").is_file()
+    # the exported file is the target backbone alone, with the keys of the adapter's own network
+    state, meta = load_checkpoint(penv.encoders / "checkpoints" / "pretrain" / "msn-smoke" / "encoder.pt")
+    options = parse(MSNOptions, meta["options"], "encoder.pt")
+    assert set(state) == set(build_backbone(options).state_dict())
+    assert not any(k.startswith(("projector", "prototypes", "online", "target")) for k in state)
+    assert (options.hidden_dim, options.window_frames, options.min_tail_frames) == (32, 64, 40)
+
+
+def test_resume_is_exact(penv: Env, tmp_path: Path) -> None:
+    clips = str(tmp_path / "clips")
+    assert msn(penv, "--data", clips, "--steps", "2", "--name", "straight") == 0
+    assert msn(penv, "--data", clips, "--steps", "1", "--name", "resumed") == 0
+    assert msn(penv, "--data", clips, "--steps", "2", "--name", "resumed") == 0
+    folder = penv.encoders / "checkpoints" / "pretrain"
+    a, b = load_checkpoint(folder / "straight" / "encoder.pt")[0], load_checkpoint(folder / "resumed" / "encoder.pt")[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same computation on CPU: bit-identical
