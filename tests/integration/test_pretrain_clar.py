@@ -5,21 +5,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import torch
 import yaml
 
-from evalbench.adapters.checkpoints import load_checkpoint
 from evalbench.cli import main
 from tests.conftest import ENCODERS, Env
+from tests.integration.pretrain_helpers import assert_resume_is_exact, pretrain_method
 
 TINY = ["--preset", "smoke", "--workers", "0", "--batch-size", "4"]  # the final checkpoint is the one resumed
 
 
 def clar(env: Env, *args: str) -> int:
-    return main(
-        ["pretrain", "clar", *TINY, *args, "--encoders-dir", str(env.encoders), "--data-root", str(env.data),
-         "--cache-dir", str(env.cache), "--tasks-dir", str(env.tasks)]
-    )  # fmt: skip
+    return pretrain_method("clar", env, *TINY, *args)
 
 
 def test_pretrain_then_run_by_the_family_name(penv: Env, tmp_path: Path, capsys, caplog) -> None:
@@ -35,13 +31,7 @@ def test_pretrain_then_run_by_the_family_name(penv: Env, tmp_path: Path, capsys,
 
 
 def test_resume_is_exact(penv: Env, tmp_path: Path) -> None:
-    clips = str(tmp_path / "clips")
-    assert clar(penv, "--data", clips, "--steps", "2", "--name", "straight") == 0
-    assert clar(penv, "--data", clips, "--steps", "1", "--name", "resumed") == 0
-    assert clar(penv, "--data", clips, "--steps", "2", "--name", "resumed") == 0
-    folder = penv.encoders / "checkpoints" / "pretrain"
-    a, b = load_checkpoint(folder / "straight" / "encoder.pt")[0], load_checkpoint(folder / "resumed" / "encoder.pt")[0]
-    assert all(torch.equal(a[k], b[k]) for k in a)  # same computation on CPU: bit-identical
+    assert_resume_is_exact(clar, penv, str(tmp_path / "clips"))  # bit-identical on CPU
 
 
 def test_semi_supervised_run_on_a_fifth_of_the_labels(penv: Env, tmp_path: Path, capsys) -> None:

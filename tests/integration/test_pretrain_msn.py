@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import torch
-
 from evalbench.adapters.checkpoints import load_checkpoint
 from evalbench.adapters.msn import build_backbone
 from evalbench.adapters.options.msn import MSNOptions
 from evalbench.cli import main
 from evalbench.specs.fields import parse
 from tests.conftest import ENCODERS, Env
+from tests.integration.pretrain_helpers import assert_resume_is_exact, pretrain_method
 
 SETS = {
     "options.num_layers": 1, "options.hidden_dim": 32, "options.num_heads": 2, "options.mlp_dim": 64,
@@ -25,10 +24,7 @@ for key, value in SETS.items():
 
 
 def msn(env: Env, *args: str) -> int:
-    return main(
-        ["pretrain", "msn", *TINY, *args, "--encoders-dir", str(env.encoders), "--data-root", str(env.data),
-         "--cache-dir", str(env.cache), "--tasks-dir", str(env.tasks)]
-    )  # fmt: skip
+    return pretrain_method("msn", env, *TINY, *args)
 
 
 def test_pretrain_then_run_by_the_family_name(penv: Env, tmp_path: Path, capsys, caplog) -> None:
@@ -48,10 +44,4 @@ def test_pretrain_then_run_by_the_family_name(penv: Env, tmp_path: Path, capsys,
 
 
 def test_resume_is_exact(penv: Env, tmp_path: Path) -> None:
-    clips = str(tmp_path / "clips")
-    assert msn(penv, "--data", clips, "--steps", "2", "--name", "straight") == 0
-    assert msn(penv, "--data", clips, "--steps", "1", "--name", "resumed") == 0
-    assert msn(penv, "--data", clips, "--steps", "2", "--name", "resumed") == 0
-    folder = penv.encoders / "checkpoints" / "pretrain"
-    a, b = load_checkpoint(folder / "straight" / "encoder.pt")[0], load_checkpoint(folder / "resumed" / "encoder.pt")[0]
-    assert all(torch.equal(a[k], b[k]) for k in a)  # same computation on CPU: bit-identical
+    assert_resume_is_exact(msn, penv, str(tmp_path / "clips"))  # bit-identical on CPU
