@@ -5,7 +5,8 @@
 #   2. pretrain every method from scratch with its `smoke` recipe: BYOL-A, MSN, CLAR and CLMR on the embedded
 #      corpus (disjoint from every evaluation clip by construction, and checked), and the supervised `cnn`
 #      baseline on the training split of synth_pitch (its test clips are never read);
-#   3. score each beside its random twin, `logmel` and `randproj` on the embedded synthetic suite, recomputing
+#   3. score each beside its random twin (`<name>-init`, the same network at step 0, registered by the same
+#      pretraining run), `logmel` and `randproj` on the embedded synthetic suite, recomputing
 #      every record (--overwrite), so a fresh machine reproduces the committed numbers;
 #   4. regenerate results/leaderboard.{md,csv,png}.
 # Each pretraining run writes its loss curve (loss.png) and kNN monitor curve (monitor.png) beside its checkpoint in
@@ -25,11 +26,11 @@ for method in $METHODS; do
   start=$(date +%s)
   case $method in
     supervised)
-      trained=sup-cnn-smoke twin=sup-cnn-random
+      trained=sup-cnn-smoke
       args=(--arch cnn --task synth_pitch --name "$trained")
       ;;
     *)
-      trained=$method-smoke twin=$method-random
+      trained=$method-smoke
       args=()
       ;;
   esac
@@ -37,7 +38,7 @@ for method in $METHODS; do
     $EB pretrain "$method" --preset smoke --monitor synth_pitch --restart "${args[@]}"
     echo "run_all: pretrain $method took $(( $(date +%s) - start )) s"
   fi
-  encoders=$encoders,$trained,$twin
+  encoders=$encoders,$trained,$trained-init  # <name>-init: the same network at step 0, its random twin
 done
 start=$(date +%s)
 $EB run --encoder "$encoders" --tasks "$TASKS" --overwrite "$@"

@@ -100,5 +100,9 @@ def handle(args: argparse.Namespace) -> int:
     )
     result = pretrain(job)
     if result.main:
-        print(f"score it: evalbench run --encoder {result.name} --tasks synth")
+        from evalbench.pretrain.export import INIT, TWIN_SUFFIX
+
+        twin = result.name + TWIN_SUFFIX if (result.out_dir / INIT).is_file() else None
+        pair = f"{result.name},{twin}" if twin else result.name
+        print(f"score it: evalbench run --encoder {pair} --tasks synth")
     return 0

@@ -11,6 +11,14 @@ On finish, ``evalbench pretrain`` writes into the run folder:
 and ``<encoders dir>/<name>.yaml``: adapter, options, pooling, checkpoint path
 and SHA-256, and the provenance (method, preset, resolved recipe, data
 description and fingerprint, steps, final loss, git commit, date).
+
+The random twin of a pretrained encoder is the same network at step 0: a fresh
+run saves ``init.pt`` (the exported network after initialisation and any fitted
+statistics, before the first optimiser step) and, on finish, registers it as
+``<name>-init``, with the trained encoder's options.  Only training separates
+the two, so "pretraining helps" is measured against exactly its starting point
+(the adapters' ``*-random`` twins differ from some methods' initialisations:
+CLMR and the supervised baselines initialise as their papers do, not with He).
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ from evalbench.utils.hashing import sha256_file
 from evalbench.utils.io import atomic_write_text
 from evalbench.utils.provenance import git_state
 
-WEIGHTS, TRAINED_ON = "encoder.pt", "trained_on.txt"
+WEIGHTS, TRAINED_ON, INIT = "encoder.pt", "trained_on.txt", "init.pt"
+TWIN_SUFFIX = "-init"
 
 
 def plain_keys(state: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +57,14 @@ def _relative(path: Path, base: Path) -> str:
         return os.path.relpath(path.resolve(), base.resolve())
     except ValueError:  # another drive (Windows)
         return str(path.resolve())
+
+
+def export_initial(method: PretrainMethod, recipe: Recipe, data: dict[str, Any], out_dir: Path) -> Path:
+    """Save the network as initialised (step 0) to ``<out_dir>/init.pt``: the trained encoder's random twin."""
+    meta = {"method": method.NAME, "preset": recipe.preset, "steps": 0, "data": data["fingerprint"]}
+    path = Path(out_dir) / INIT
+    save_checkpoint(path, _Plain(method.encoder_network()), method.FAMILY, method.encoder_options(), meta)
+    return path
 
 
 def export_encoder(
@@ -98,6 +115,24 @@ def export_encoder(
     path = encoders_dir / f"{name}.yaml"
     header = f"# Written by `{command}`; running it again (it resumes, or --restart) rewrites this file.\n"
     atomic_write_text(path, header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=110))
+    if (out_dir / INIT).is_file():
+        _register_twin(spec, out_dir / INIT, encoders_dir, header)
+    return path
+
+
+def _register_twin(spec: dict[str, Any], weights: Path, encoders_dir: Path, header: str) -> Path:
+    """Write ``<name>-init.yaml``: the trained encoder's spec pointing at its step-0 weights."""
+    name = spec["name"]
+    twin = {
+        **spec,
+        "name": name + TWIN_SUFFIX,
+        "description": f"{name} at step 0 (its initialisation, before any training): the random twin it must beat",
+        "checkpoint": {**spec["checkpoint"], "path": _relative(weights, encoders_dir), "sha256": sha256_file(weights)},
+        "pretrain": {**spec["pretrain"], "steps": 0, "final_loss": None, "twin_of": name},
+    }
+    twin["pretrain"].pop("classifier", None)
+    path = encoders_dir / f"{name}{TWIN_SUFFIX}.yaml"
+    atomic_write_text(path, header + yaml.safe_dump(twin, sort_keys=False, allow_unicode=True, width=110))
     return path
 
 
@@ -111,4 +146,4 @@ class _Plain:
         return plain_keys(self.module.state_dict())
 
 
-__all__ = ["TRAINED_ON", "WEIGHTS", "export_encoder", "plain_keys"]
+__all__ = ["INIT", "TRAINED_ON", "TWIN_SUFFIX", "WEIGHTS", "export_encoder", "export_initial", "plain_keys"]

@@ -5,11 +5,12 @@
    embedded synthetic corpus), and say which.
 2. Build the method on the device under the recipe's seed; resume from
    ``<out>/state.pt`` when it exists and matches the recipe and data (else
-   refuse, naming what differs), or fit the method's input statistics.
+   refuse, naming what differs), or fit the method's input statistics and
+   save the step-0 network (``init.pt``, the random twin).
 3. Train with :func:`evalbench.pretrain.base.train_steps`, checkpointing every
    ``checkpoint_every`` steps, at the end, and on Ctrl-C.
-4. Export the network and register ``<encoders dir>/<name>.yaml``; print the
-   ``evalbench run`` command that scores it.
+4. Export the network and register ``<encoders dir>/<name>.yaml`` and its twin
+   ``<name>-init.yaml``; print the ``evalbench run`` command that scores them.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from evalbench.pretrain.distributed import (
     shutdown,
     wrap,
 )
-from evalbench.pretrain.export import export_encoder
+from evalbench.pretrain.export import INIT, TWIN_SUFFIX, export_encoder, export_initial
 from evalbench.pretrain.state import check_compatible, load_state, rng_states, save_state, set_rng_states
 from evalbench.specs.recipe import Recipe, resolve_recipe
 from evalbench.utils.device import resolve_device
@@ -262,6 +263,8 @@ def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], No
         fitted = prepare_method(method, dataset, len(corpus.files), train.seed, train.workers)
         if fitted:
             log(f"pretrain {job.method}: fitted {fitted}")
+        if env.main:
+            export_initial(method, recipe, data, out_dir)
 
     def checkpoint(step: int) -> None:
         rngs = gather(rng_states(generator), env)  # a collective: every rank calls it at the same steps
@@ -332,6 +335,10 @@ def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], No
         log(f"pretrain {job.method}: monitor {job.monitor} @ step {last['step']}: {monitor.metric} "
             f"{last[monitor.metric]:.4f}; curve {out_dir / 'monitor.png'}")  # fmt: skip
     log(f"pretrain {job.method}: registered encoder '{name}' ({yaml_path})")
+    if (out_dir / INIT).is_file():
+        log(f"pretrain {job.method}: registered its random twin '{name}{TWIN_SUFFIX}' (the same network at step 0)")
+    else:
+        log(f"pretrain {job.method}: no {INIT} in {out_dir} (a run started before it was saved): no random twin")
     return PretrainResult(name, yaml_path, out_dir, step, final, start)
 
 

@@ -240,7 +240,8 @@ def pretrained_alternatives(spec: EncoderSpec) -> list[EncoderSpec]:
             other = parse_encoder_file(path)
         except SpecError:
             continue
-        if other.adapter == spec.adapter and other.pretrain and other.name != spec.name:
+        trained = other.pretrain and not other.pretrain.get("twin_of")  # a step-0 twin is not a trained checkpoint
+        if other.adapter == spec.adapter and trained and other.name != spec.name:
             found.append((str(other.pretrain.get("created", "")), other.name, other))
     return [other for _, _, other in sorted(found, key=lambda t: (t[0], t[1]), reverse=True)]
 

@@ -11,6 +11,7 @@ import yaml
 
 from evalbench.adapters.checkpoints import load_checkpoint
 from evalbench.cli import main
+from evalbench.specs.encoder import load_encoder, pretrained_alternatives
 from tests.conftest import ENCODERS, Env
 from tests.data.helpers import write_audio
 from tests.integration.pretrain_helpers import pretrain
@@ -34,6 +35,25 @@ def test_pretrain_registers_an_encoder_that_run_scores(penv: Env, tmp_path: Path
     assert main(penv.cli("run", "--encoder", "mine", "--tasks", "synth_detect", "--seeds", "1")) == 0
     record = json.loads((penv.results / "mine" / "synth_detect.linear.json").read_text())
     assert record["encoder"]["embedding_dim"] == 3072
+
+
+def test_the_random_twin_is_the_same_network_at_step_zero(penv: Env, tmp_path: Path, capsys) -> None:
+    clips = str(tmp_path / "clips")
+    assert pretrain(penv, "--data", clips, "--steps", "2", "--name", "mine") == 0
+    assert "evalbench run --encoder mine,mine-init" in capsys.readouterr().out
+    spec, twin = (yaml.safe_load((penv.encoders / f"{n}.yaml").read_text()) for n in ("mine", "mine-init"))
+    assert twin["pretrain"]["twin_of"] == "mine" and twin["pretrain"]["steps"] == 0
+    assert twin["options"] == spec["options"] and twin["adapter"] == spec["adapter"]  # same input, same fitted stats
+    folder = penv.encoders / "checkpoints" / "pretrain" / "mine"
+    init, trained = load_checkpoint(folder / "init.pt")[0], weights(penv, "mine")
+    assert init.keys() == trained.keys() and any(not torch.equal(init[k], trained[k]) for k in init)
+    assert pretrain(penv, "--data", clips, "--steps", "1", "--name", "other") == 0
+    start = load_checkpoint(penv.encoders / "checkpoints" / "pretrain" / "other" / "init.pt")[0]
+    assert all(torch.equal(init[k], start[k]) for k in init)  # the seed fixes the start, whatever the run length
+    assert main(penv.cli("run", "--encoder", "mine-init", "--tasks", "synth_detect", "--seeds", "1")) == 0
+    shutil.copy(ENCODERS / "byola.yaml", penv.encoders / "byola.yaml")  # a twin is never "the newest pretrained"
+    names = [s.name for s in pretrained_alternatives(load_encoder("byola", penv.encoders))]
+    assert "mine" in names and "mine-init" not in names
 
 
 def test_two_n_steps_equal_n_steps_then_resume(penv: Env, tmp_path: Path, capsys) -> None:
