@@ -6,6 +6,6 @@ standardisation fitted on the training portion → probe selected on validation 
 metrics on test → one run record → generated leaderboard.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

@@ -29,21 +29,22 @@ from evalbench.embed.extract import (
     EmbedStats,
     LoadedEncoder,
     embed_task,
+    fitted_on,
     load_encoder_model,
     static_identity,
     verify_checkpoint,
 )
 from evalbench.errors import EvalbenchError
-from evalbench.protocol import PROTOCOL_IDS, RunScore, evaluate_probe, runs_as_dicts, summarize
+from evalbench.presets import DEFAULT_PRESET, get_preset, identity, record_file
+from evalbench.presets import probe_config as preset_probe_config
+from evalbench.protocol import RunScore, evaluate_probe, runs_as_dicts, summarize, test_interval
 from evalbench.registry import PROBES
 from evalbench.results.schema import SCHEMA_VERSION
-from evalbench.results.store import existing_is_current, record_path, staleness_key, write_record
+from evalbench.results.store import existing_is_current, staleness_key, write_record
 from evalbench.specs.encoder import EncoderSpec
 from evalbench.specs.task import TaskSpec
 from evalbench.utils.device import resolve_device
 from evalbench.utils.provenance import environment, git_state
-
-REFERENCE_SEEDS = (42, 43, 44)  # the reference harness's three runs (PROTOCOL.md §2.2)
 
 
 @dataclass
@@ -55,9 +56,10 @@ class RunConfig:
         cache_dir: Embedding cache.
         results_dir: Run records and leaderboards.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        seeds: Probe seeds.
+        seeds: Probe seeds (None: the preset's).
         probe: Registered probe name.
-        probe_options: Probe hyperparameters overriding the protocol defaults.
+        probe_options: Probe hyperparameters overriding the preset (a distinct protocol id).
+        protocol: Protocol preset name (:mod:`evalbench.presets`).
         overwrite: Recompute records that are up to date.
         batch_size: Extraction batch size (never affects results).
         workers: DataLoader worker processes for decoding.
@@ -69,13 +71,18 @@ class RunConfig:
     cache_dir: Path
     results_dir: Path
     device: str = "auto"
-    seeds: list[int] = field(default_factory=lambda: list(REFERENCE_SEEDS))
+    seeds: list[int] | None = None
     probe: str = "linear"
     probe_options: dict[str, Any] = field(default_factory=dict)
+    protocol: str = DEFAULT_PRESET
     overwrite: bool = False
     batch_size: int = 32
     workers: int = 0
     allow_contaminated: bool = False
+
+    def __post_init__(self) -> None:
+        if self.seeds is None:
+            self.seeds = list(get_preset(self.protocol).seeds)
 
 
 @dataclass
@@ -90,15 +97,13 @@ class Outcome:
 
 
 def probe_config(cfg: RunConfig) -> dict[str, Any]:
-    """Probe hyperparameters as recorded (defaults from the probe class plus overrides)."""
-    import inspect
+    """Probe hyperparameters as recorded: class defaults, the preset's values, then the run's overrides."""
+    return preset_probe_config(get_preset(cfg.protocol), cfg.probe, cfg.probe_options)
 
-    defaults = {
-        k: p.default
-        for k, p in inspect.signature(PROBES.get(cfg.probe).__init__).parameters.items()
-        if p.default is not inspect.Parameter.empty and k not in ("random_state", "device", "label_type", "metric")
-    }
-    return {**defaults, **cfg.probe_options}
+
+def protocol_identity(cfg: RunConfig) -> dict[str, Any]:
+    """Protocol id, preset, version and deviations of this run's probe configuration."""
+    return identity(get_preset(cfg.protocol), cfg.probe, probe_config(cfg))
 
 
 def _record(
@@ -124,6 +129,7 @@ def _record(
             "fingerprint": enc.fingerprint,
             "identity_static": static,
             "fitted": enc.model.fitted_state(),
+            "fitted_on": fitted_on(enc, data),
             "checkpoint_sha256": enc.checkpoint_sha256,
             "embedding_dim": enc.dim,
             "sample_rate": enc.model.sample_rate,
@@ -148,13 +154,13 @@ def _record(
         },
         "probe": {
             "name": cfg.probe,
-            "protocol": PROTOCOL_IDS[cfg.probe],
+            **protocol_identity(cfg),
             "config": probe_config(cfg),
             "standardize": "train-only z-score",
         },
         "seeds": cfg.seeds,
         "scores": {
-            "test": summarize(runs, task.metrics, "test"),
+            "test": test_interval(summarize(runs, task.metrics, "test"), runs, data),
             "valid": summarize(runs, task.metrics, "valid"),
         },
         "runs": runs_as_dicts(runs),
@@ -174,13 +180,14 @@ def _current_key(spec: EncoderSpec, static: dict[str, Any], data: TaskData, cfg:
     return staleness_key(
         {
             "schema_version": SCHEMA_VERSION,
+            "evalbench_version": __version__,
             "encoder": {"identity_static": static},
             "task": {
                 "version": task.version,
                 "spec_sha256": task.sha256,
                 "dataset_sha256": data.dataset.fingerprint,
             },
-            "probe": {"protocol": PROTOCOL_IDS[cfg.probe], "config": probe_config(cfg)},
+            "probe": {"protocol": protocol_identity(cfg)["protocol"], "config": probe_config(cfg)},
             "seeds": cfg.seeds,
         }
     )
@@ -193,7 +200,7 @@ def _evaluate_pair(
     x, stats = embed_task(enc, data, cache, cfg.batch_size, cfg.workers)
     start = time.perf_counter()
     split_dir = Path(cfg.cache_dir) / "splits"
-    runs = evaluate_probe(data, x, cfg.probe, cfg.seeds, device, cfg.probe_options, split_dir=split_dir)
+    runs = evaluate_probe(data, x, cfg.probe, cfg.seeds, device, probe_config(cfg), split_dir=split_dir)
     return _record(enc, data, cfg, device, runs, stats, time.perf_counter() - start, static)
 
 
@@ -207,6 +214,7 @@ def run(
     """
     device = resolve_device(cfg.device)
     PROBES.check(cfg.probe, "--probe")
+    ident = protocol_identity(cfg)  # an unknown preset or probe option fails here, before any work
     datas = {t.name: open_task_data(t, cfg.data_root) for t in tasks}
     digests = {e.name: verify_checkpoint(e) for e in encoders}
     seen = {e.name: trained_hashes(e) for e in encoders}
@@ -222,7 +230,7 @@ def run(
         static = static_identity(spec, digests[spec.name])
         for task in tasks:
             data = datas[task.name]
-            path = record_path(cfg.results_dir, spec.name, task.name, cfg.probe)
+            path = record_file(cfg.results_dir, spec.name, task.name, cfg.probe, ident)
             if not cfg.overwrite and existing_is_current(path, _current_key(spec, static, data, cfg)):
                 log(f"{spec.name} × {task.name}: up to date ({path}); --overwrite recomputes it")
                 outcomes.append(Outcome(spec.name, task.name, "up to date", path))
@@ -237,7 +245,11 @@ def run(
                 record["contamination"] = overlap.as_record()
             write_record(path, record)
             primary = record["scores"]["test"][task.primary_metric]
-            shown = "undefined" if primary["mean"] is None else f"{primary['mean']:.4f} ± {primary['std']:.4f}"
+            shown = "undefined" if primary["mean"] is None else f"{primary['mean']:.4f}"
+            if primary["mean"] is not None and len(cfg.seeds) > 1:
+                shown += f" ± {primary['std']:.4f} ({len(cfg.seeds)} seeds)"
+            if primary.get("ci95"):
+                shown += f", 95% CI [{primary['ci95']['low']:.4f}, {primary['ci95']['high']:.4f}]"
             timings = record["timings"]
             log(
                 f"{spec.name} × {task.name}: {task.primary_metric} {shown} "

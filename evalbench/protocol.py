@@ -14,7 +14,15 @@ k-fold tasks, :mod:`evalbench.data.splits`):
 Scores are summarised as the mean over all (seed, rotation) runs, the standard
 deviation over seeds of each seed's rotation mean (PROTOCOL.md §2.3; sample
 std, ddof = 1) and, for k-fold tasks, the standard deviation over folds of each
-fold's seed mean.
+fold's seed mean.  The primary metric also gets a 95 % bootstrap interval over
+test clips (:func:`evalbench.uncertainty.bootstrap_ci`): seeds measure the
+probe's randomness, the interval how much the number would move on another
+draw of test clips of the same kind.
+
+A deterministic probe (``probe.deterministic``, e.g. the L-BFGS linear head) is
+fitted once per distinct (training rows, validation rows) and reused by every
+seed that draws the same rows: on a fixed-split task all seeds then give one
+number, and seeds matter only where they change the validation draw.
 """
 
 from __future__ import annotations
@@ -32,8 +40,10 @@ from evalbench.data.task_data import TaskData
 from evalbench.embed.standardize import Standardizer
 from evalbench.errors import EvalbenchError, MetricUndefinedError
 from evalbench.registry import PROBES
+from evalbench.uncertainty import bootstrap_ci
+from evalbench.utils.hashing import sha256_lines
 
-PROTOCOL_IDS = {"linear": "evalbench-linear-v1"}
+BOOTSTRAP = {"n_boot": 1000, "level": 0.95, "seed": 0}
 
 
 class SealedLabels:
@@ -85,6 +95,8 @@ class RunScore:
     n: dict[str, int]
     valid_sha256: str
     skipped_classes: dict[str, int] = field(default_factory=dict)
+    test_rows: np.ndarray | None = field(default=None, repr=False)  # kept for the bootstrap, not recorded
+    test_scores: np.ndarray | None = field(default=None, repr=False)
 
 
 def evaluate_probe(
@@ -116,6 +128,7 @@ def evaluate_probe(
         raise EvalbenchError(f"task '{task.name}': the embeddings hold NaN or infinite values; no record is written")
     probe_cls = PROBES.get(probe)
     runs = []
+    fitted: dict[tuple[str, str], Any] = {}  # deterministic probes: one fit per distinct (train, valid) rows
     jobs = [(seed, rot) for seed in seeds for rot in rotations(data, seed)]
     for seed, rot in tqdm(jobs, desc=f"probe {task.name}", unit="run", leave=False, disable=None):
         if split_dir is not None and rot.fold is not None:
@@ -129,12 +142,17 @@ def evaluate_probe(
             device=device,
             **(probe_options or {}),
         )
-        model.fit(
-            scaler.transform(x[rot.train]),
-            data.y[rot.train],
-            scaler.transform(x[rot.valid]),
-            data.y[rot.valid],
-        )
+        key = (sha256_lines(map(str, rot.train)), sha256_lines(map(str, rot.valid)))
+        if getattr(model, "deterministic", False) and key in fitted:
+            model = fitted[key]
+        else:
+            model.fit(
+                scaler.transform(x[rot.train]),
+                data.y[rot.train],
+                scaler.transform(x[rot.valid]),
+                data.y[rot.valid],
+            )
+            fitted[key] = model
         valid = _all_metrics(
             task.metrics,
             data.y[rot.valid],
@@ -142,7 +160,8 @@ def evaluate_probe(
             task.labels.type,
         )
         sealed = SealedLabels(data.y[rot.test], task.metrics, task.labels.type)
-        test = sealed.score(model.predict_proba(scaler.transform(x[rot.test])))
+        test_scores = model.predict_proba(scaler.transform(x[rot.test]))
+        test = sealed.score(test_scores)
         skipped = {m: M.skipped_classes(data.y[rot.test], len(data.classes), task.labels.type, m) for m in task.metrics}
         runs.append(
             RunScore(
@@ -150,13 +169,40 @@ def evaluate_probe(
                 fold=rot.fold,
                 test=test,
                 valid=valid,
-                chosen={"lr": model.best_lr_, "epoch": model.best_epoch_, "grid": model.grid_},
+                chosen=model.chosen_,
                 n={"train": len(rot.train), "valid": len(rot.valid), "test": len(rot.test)},
                 valid_sha256=rot.valid_sha256(data.files),
                 skipped_classes=skipped,
+                test_rows=rot.test,
+                test_scores=test_scores,
             )
         )
     return runs
+
+
+def test_interval(summary: dict[str, Any], runs: list[RunScore], data: TaskData) -> dict[str, Any]:
+    """Add the primary metric's bootstrap interval over test clips (``ci95``, None if undefined) to ``summary``.
+
+    Computed after every probe is chosen and scored: selection never sees it.
+    """
+    primary = data.task.primary_metric
+    if primary in summary and summary[primary]["mean"] is not None and all(r.test_rows is not None for r in runs):
+        pairs = _distinct([(r.test_rows, r.test_scores) for r in runs])
+        summary[primary]["ci95"] = bootstrap_ci(data.y, pairs, primary, data.task.labels.type, **BOOTSTRAP)
+    return summary
+
+
+def _distinct(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Drop repeated (rows, scores) pairs when every pair repeats equally often (the mean is then unchanged).
+
+    A deterministic probe on a fixed split gives every seed the same predictions; resampling them once is the
+    same statistic at a fraction of the cost.
+    """
+    groups: dict[bytes, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for rows, scores in pairs:
+        groups.setdefault(rows.tobytes() + np.ascontiguousarray(scores).tobytes(), []).append((rows, scores))
+    counts = {len(g) for g in groups.values()}
+    return [g[0] for g in groups.values()] if len(counts) == 1 else pairs
 
 
 def summarize(runs: list[RunScore], metrics: list[str], split: str = "test") -> dict[str, dict[str, Any]]:
@@ -191,4 +237,5 @@ def summarize(runs: list[RunScore], metrics: list[str], split: str = "test") -> 
 
 def runs_as_dicts(runs: list[RunScore]) -> list[dict[str, Any]]:
     """Plain-data form of runs for the run record."""
-    return [asdict(r) for r in runs]
+    hidden = ("test_rows", "test_scores")
+    return [{k: v for k, v in asdict(r).items() if k not in hidden} for r in runs]

@@ -12,6 +12,9 @@ asked for, so that building the command line never imports torch.  Parts:
 
 - ``pretrain`` (:mod:`evalbench.bench.pretrain`): training steps/s through the
   real data path ÷ steps/s over the same batches pre-loaded in memory.
+- ``probe`` (:mod:`evalbench.bench.probe`): the ``evalbench`` linear protocol
+  against a converged scikit-learn logistic regression (score, time), and its
+  whole cost against BYOL-A extraction on an ESC-10-shaped task.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from evalbench.errors import UnknownNameError
 
 PARTS: dict[str, str] = {
     "pretrain": "evalbench.bench.pretrain:measure",
+    "probe": "evalbench.bench.probe:measure",
 }
 
 

@@ -1,8 +1,15 @@
-"""``evalbench leaderboard``: regenerate results/leaderboard.{md,csv,png} from run records."""
+"""``evalbench leaderboard``: regenerate results/leaderboard.{md,csv,png} from run records.
+
+The Markdown has one table per protocol and declared suite (tasks/suites/*.yaml), each averaged over exactly
+that suite's tasks; tasks in no suite are listed without an average.  With --with-published, numbers published by
+others (results/published.yaml, or --published FILE) follow in sections of their own, one per published protocol,
+labelled as published and never averaged.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from evalbench.cli.common import add_dirs
 
@@ -11,6 +18,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
     p = sub.add_parser("leaderboard", help="regenerate the leaderboard from run records", description=__doc__)
     add_dirs(p, results=True, specs=False)
+    p.add_argument("--tasks-dir", help="task specs whose suites/*.yaml define the tables (default: <project>/tasks)")
+    p.add_argument(
+        "--ci", action="store_true", help="show the 95%% bootstrap interval [low, high] where a record has one"
+    )
+    p.add_argument(
+        "--plot", action="store_true", help="also write one leaderboard-[<protocol>-]<suite>.png per suite table"
+    )
+    p.add_argument(
+        "--with-published",
+        action="store_true",
+        help="append published numbers (<results-dir>/published.yaml) in their own sections, never averaged",
+    )
+    p.add_argument(
+        "--published", metavar="FILE", help="published-numbers file to append instead (implies --with-published)"
+    )
     p.set_defaults(handler=handle)
 
 
@@ -19,6 +41,16 @@ def handle(args: argparse.Namespace) -> int:
     from evalbench import paths
     from evalbench.results.tables import write_leaderboard
 
-    for path in write_leaderboard(paths.results_dir(args.results_dir)):
+    results = paths.results_dir(args.results_dir)
+    published = Path(args.published).expanduser() if args.published else None
+    written = write_leaderboard(
+        results,
+        paths.tasks_dir(args.tasks_dir),
+        ci=args.ci,
+        plot=args.plot,
+        with_published=args.with_published or published is not None,
+        published_path=published,
+    )
+    for path in written:
         print(f"wrote {path}")
     return 0

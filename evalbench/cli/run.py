@@ -14,8 +14,10 @@ from evalbench.cli.common import add_dirs, resolve_pipeline_args
 from evalbench.errors import EvalbenchError
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``N`` → the N reference seeds 42, 43, ...; ``a,b,c`` → those seeds."""
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``N`` → the N reference seeds 42, 43, ...; ``a,b,c`` → those seeds; None → the protocol preset's."""
+    if text is None:
+        return None
     try:
         if "," not in text:
             count = int(text)
@@ -44,8 +46,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="score this weights file with the (single) encoder's family (results: <encoder>@<stem>-<sha256[:8]>)",
     )
     p.add_argument("--tasks", required=True, help="task and/or suite name(s), comma-separated (e.g. synth)")
-    p.add_argument("--probe", default="linear", help="probe protocol (default: linear)")
-    p.add_argument("--seeds", default="3", help="seed count (42, 43, ...) or list (default: 3)")
+    p.add_argument("--probe", default="linear", help="probe (default: linear)")
+    p.add_argument(
+        "--protocol",
+        default="evalbench",
+        help="protocol preset: evalbench (linear head solved to convergence, L2 chosen on validation); "
+        "the record and the leaderboard carry its id (default: evalbench)",
+    )
+    p.add_argument("--seeds", default=None, help="seed count (42, 43, ...) or list (default: the preset's, 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--overwrite", action="store_true", help="recompute records that are up to date")
     p.add_argument("--batch-size", type=int, default=32, help="extraction batch size (does not change results)")
@@ -72,6 +80,7 @@ def handle(args: argparse.Namespace) -> int:
         device=args.device,
         seeds=parse_seeds(args.seeds),
         probe=args.probe,
+        protocol=args.protocol,
         overwrite=args.overwrite,
         batch_size=args.batch_size,
         workers=args.workers,

@@ -109,7 +109,6 @@ def rotations(data: TaskData, seed: int) -> list[Rotation]:
         return [Rotation(None, train, valid, test)]
     assert data.fold is not None
     k = spec.folds
-    labels = data.primary_labels()
     out = []
     for i in range(1, k + 1):
         test = np.flatnonzero(data.fold == i)
@@ -120,7 +119,7 @@ def rotations(data: TaskData, seed: int) -> list[Rotation]:
             pool = np.flatnonzero(data.fold != i)
             rng = np.random.default_rng([seed, i])
             mask = grouped_holdout(
-                labels[pool],
+                data.primary_labels(pool),  # label frequencies of the pool only: test labels stay out
                 data.groups[pool],
                 spec.validation.fraction,
                 rng,

@@ -63,12 +63,17 @@ class TaskData:
         assert self.split is not None
         return {s: np.flatnonzero(self.split == s) for s in SPLITS}
 
-    def primary_labels(self) -> np.ndarray:
-        """One integer label per clip, for stratification (multilabel: rarest present class, -1 if none)."""
-        if self.y.ndim == 1:
-            return self.y
-        freq = self.y.sum(axis=0)
-        ranked = np.where(self.y > 0, freq[None, :], np.inf)
+    def primary_labels(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """One integer label per clip of ``rows`` (default: all), for stratifying a validation draw.
+
+        Multi-label: the present class that is rarest *among ``rows``* (-1 if none).  The protocol passes the
+        training portion of a rotation, so the test fold's labels never influence which clips validate.
+        """
+        y = self.y if rows is None else self.y[rows]
+        if y.ndim == 1:
+            return y
+        freq = y.sum(axis=0)
+        ranked = np.where(y > 0, freq[None, :], np.inf)
         out = ranked.argmin(axis=1)
         out[~np.isfinite(ranked.min(axis=1))] = -1
         return out

@@ -221,6 +221,18 @@ def embed_rows(
     return out
 
 
+def fitted_on(enc: LoadedEncoder, data: TaskData) -> str | None:
+    """What the encoder's input statistics were fitted on, in words, for the record (None: nothing fitted)."""
+    if not enc.model.needs_fit:
+        return None
+    if data.split is not None:
+        return f"the train split (at most {FIT_MAX_CLIPS} clips)"
+    return (
+        f"every fold, test folds included (at most {FIT_MAX_CLIPS} clips; label-free scalars, fitted once so no clip "
+        "is extracted more than once)"
+    )
+
+
 def fit_encoder(enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int, workers: int) -> None:
     """Fit an encoder's input statistics on the task's training audio, if it needs to.
 

@@ -71,7 +71,7 @@ def monitor_rows(data: TaskData, max_clips: int, seed: int = 0) -> tuple[np.ndar
             where = f"folds 2-{k - 1}" if k > 3 else "fold 2", f"fold {k}"
         else:
             pool = np.flatnonzero(data.fold == 2)
-            held = grouped_holdout(data.primary_labels()[pool], data.groups[pool], data.task.splits.validation.fraction,
+            held = grouped_holdout(data.primary_labels(pool), data.groups[pool], data.task.splits.validation.fraction,
                                    rng)  # fmt: skip
             memory, queries = pool[~held], pool[held]
             where = "fold 2 (grouped draw)", "fold 2 (grouped holdout)"

@@ -1,9 +1,11 @@
 """Where run records live and when an existing one is still valid.
 
-Layout: ``<results>/<encoder>/<task>.<probe>.json``, written atomically.  A
-record is *up to date* when its encoder identity, task version and spec hash,
-dataset fingerprint, probe protocol and configuration and seeds all equal the
-current ones; ``run`` then skips the pair unless ``--overwrite`` is given.
+Layout: ``<results>/<encoder>/<task>.<probe>[.<preset>[+<hash>]].json``
+(:func:`evalbench.presets.record_file`), written atomically.  A record is *up to
+date* when the evalbench version that computed it, its encoder identity, task
+version and spec hash, dataset fingerprint, protocol id and probe configuration
+and seeds all equal the current ones; ``run`` then skips the pair unless
+``--overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -17,16 +19,12 @@ from evalbench.utils.hashing import canonical_json
 from evalbench.utils.io import atomic_write_json
 
 
-def record_path(results_dir: Path, encoder: str, task: str, probe: str) -> Path:
-    """Path of the record of (encoder, task, probe)."""
-    return Path(results_dir) / encoder / f"{task}.{probe}.json"
-
-
 def staleness_key(record: dict[str, Any]) -> str:
     """The parts of a record that decide whether it is up to date, as canonical JSON."""
     return canonical_json(
         {
             "schema": record.get("schema_version"),
+            "code": record.get("evalbench_version"),  # the code that computed the numbers
             "encoder": record["encoder"].get("identity_static"),
             "task": (
                 record["task"].get("version"),

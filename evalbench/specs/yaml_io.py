@@ -19,6 +19,14 @@ from evalbench.registry import suggestion
 from evalbench.utils.hashing import sha256_json
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """``invalid YAML at line L, column C: <problem>`` (1-based), for one-line error messages."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"invalid YAML{where}: {problem}"
+
+
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
@@ -49,10 +57,7 @@ def load_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{path}: invalid YAML{where}: {problem}") from None
+        raise SpecError(f"{path}: {yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: <top level>: expected a mapping of keys, got {type(data).__name__}")
     includes = data.pop("include", None)

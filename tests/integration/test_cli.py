@@ -29,11 +29,15 @@ def test_run_writes_records_and_leaderboard(env: Env, capsys: pytest.CaptureFixt
     assert rec["schema_version"] == 1 and rec["seeds"] == [42, 43]
     assert rec["task"]["version"] == 1 and rec["task"]["classes"][0] == "additive"
     assert len(rec["runs"]) == 2 * 5 and {r["fold"] for r in rec["runs"]} == {1, 2, 3, 4, 5}
-    assert rec["probe"]["protocol"] == "evalbench-linear-v1" and rec["probe"]["config"]["patience"] == 20
+    assert rec["probe"]["protocol"] == "evalbench-linear-v2" and rec["probe"]["config"]["solver"] == "lbfgs"
+    assert rec["probe"]["preset"] == "evalbench" and rec["probe"]["deviations"] == {}
+    assert all(r["chosen"]["converged"] for r in rec["runs"])  # each chosen probe solved to tolerance
     assert len(rec["encoder"]["fingerprint"]) == 64 and rec["encoder"]["embedding_dim"] == 128
     assert set(rec["timings"]) >= {"extract_s", "probe_s"} and rec["environment"]["device"] == "cpu"
     score = rec["scores"]["test"]["accuracy"]
     assert 0.0 <= score["mean"] <= 1.0 and len(score["seed_means"]) == 2 and "fold_std" in score
+    ci = score["ci95"]
+    assert ci["low"] < score["mean"] < ci["high"] and ci["high"] - ci["low"] < 0.3 and ci["n_boot"] == 1000
     events = json.loads((env.results / "logmel" / "synth_events.linear.json").read_text())
     assert events["task"]["primary_metric"] == "map" and events["scores"]["test"]["roc_auc"]["mean"] > 0.5
 
@@ -75,6 +79,7 @@ def test_user_mistakes_give_one_line_errors_and_write_nothing(
     assert "did you mean 'synth_pitch'" in _error(env, capsys, "--encoder", "logmel", "--tasks", "synth_pich")
     assert "--seeds" in _error(env, capsys, "--encoder", "logmel", "--tasks", "synth", "--seeds", "x")
     assert "unknown probe" in _error(env, capsys, "--encoder", "logmel", "--tasks", "synth", "--probe", "nope")
+    assert "known: evalbench" in _error(env, capsys, "--encoder", "logmel", "--tasks", "synth", "--protocol", "nope")
 
     bad = tmp_path / "badtasks"
     shutil.copytree(env.tasks, bad)

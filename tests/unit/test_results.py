@@ -10,9 +10,12 @@ import pytest
 from evalbench.errors import ResultsError
 from evalbench.results.schema import load_record
 from evalbench.results.tables import collect, render_markdown
+from evalbench.specs.task import SuiteSpec
 
 
-def record(encoder: str, task: str, mean: float, std: float, version: int = 1, metric: str = "accuracy") -> dict:
+def record(
+    encoder: str, task: str, mean: float, std: float, version: int = 1, metric: str = "accuracy", seeds: int = 3
+) -> dict:
     score = {"mean": mean, "std": std}
     run = {"fold": None, "n": {"test": 10}, "test": {metric: mean}, "valid": {metric: mean}}
     return {
@@ -20,9 +23,9 @@ def record(encoder: str, task: str, mean: float, std: float, version: int = 1, m
         "encoder": {"name": encoder, "embedding_dim": 4},
         "task": {"name": task, "version": version, "primary_metric": metric, "metrics": [metric]},
         "probe": {"protocol": "evalbench-linear-v1"},
-        "seeds": [42, 43, 44],
+        "seeds": list(range(42, 42 + seeds)),
         "scores": {"test": {metric: score}, "valid": {metric: score}},
-        "runs": [run] * 3,
+        "runs": [run] * seeds,
     }
 
 
@@ -36,7 +39,7 @@ def test_leaderboard_pivots_and_averages(tmp_path: Path) -> None:
     write(tmp_path, record("a", "t1", 0.50, 0.01))
     write(tmp_path, record("a", "t2", 0.70, 0.02, metric="map"))
     write(tmp_path, record("b", "t1", 0.90, 0.03))
-    md = render_markdown(collect(tmp_path))
+    md = render_markdown(collect(tmp_path), [SuiteSpec("s", "", ["t1", "t2"])])
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines() if line.startswith("| ")]
     assert rows[0] == ["encoder", "t1 v1<br>accuracy", "t2 v1<br>map", "average"]
     assert rows[1] == ["a", "50.0 ± 1.0", "70.0 ± 2.0", "60.0"]  # complete rows rank first
@@ -48,7 +51,7 @@ def test_undefined_metric_is_shown_as_such(tmp_path: Path) -> None:
     rec["scores"]["test"]["accuracy"] = {"mean": None, "std": None}
     rec["runs"] = [{**rec["runs"][0], "test": {"accuracy": None}}] * 3
     write(tmp_path, rec)
-    md = render_markdown(collect(tmp_path))
+    md = render_markdown(collect(tmp_path), [SuiteSpec("s", "", ["t1"])])
     assert [c.strip() for c in md.splitlines()[-1].split("|")[1:-1]] == ["a", "undefined", "—"]
 
 

@@ -1,0 +1,191 @@
+"""``evalbench bench probe``: is the ``evalbench`` linear protocol converged, and is it cheap?
+
+Three groups of figures, each measured side by side in this process:
+
+1. **Agreement with a converged reference**, on the embeddings of the
+   synthetic suite (``logmel``, seed 42, every rotation): the protocol's test
+   score against scikit-learn's ``LogisticRegression`` (L-BFGS to 1e-6, or one
+   per class for multi-label tasks) over every strength the protocol may reach
+   (``l2`` 10^2 … 10^-8 in half decades, as ``C = 1 / (l2 · n)``, or
+   ``1 / (l2 · n · C)`` per class for multi-label), chosen on the same
+   validation rows with the same tie rule (lower validation loss), without the
+   protocol's early stop along the path.  Target: within 0.5 points.  The wall
+   time of both is reported (informational).
+2. The same on a generated problem of **2,000 clips × 3,072 dims × 50 classes**
+   (Gaussian class means, 60/20/20 split), the size of a large task on a BYOL-A
+   embedding.
+3. **Cost against extraction**: an ESC-10-shaped task (400 clips of 5 s, 5
+   folds, generated) embedded with the BYOL-A v2 network (``byola-random``: the
+   same computation as the official weights) against the whole default
+   protocol on those embeddings (5 seeds × 5 folds).  Target: the protocol costs
+   less than the extraction (extraction ÷ protocol ≥ 1).
+
+``--quick`` shrinks 2 to 500 × 256 × 10 and skips nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from evalbench import metrics as M
+from evalbench.bench import BenchContext, Figure, ratio_at_least
+from evalbench.data.prepare import open_task_data
+from evalbench.data.splits import rotations
+from evalbench.data.task_data import TaskData
+from evalbench.embed.cache import EmbeddingCache
+from evalbench.embed.extract import embed_task, load_encoder_model, verify_checkpoint
+from evalbench.embed.standardize import Standardizer
+from evalbench.paths import encoders_dir, tasks_dir
+from evalbench.presets import get_preset, probe_config
+from evalbench.probes.linear import LinearProbe
+from evalbench.protocol import evaluate_probe, summarize
+from evalbench.specs.encoder import load_encoder
+from evalbench.specs.task import load_task
+from evalbench.utils.device import resolve_device
+
+SUITE = ("synth_pitch", "synth_timbre", "synth_events", "synth_detect")
+L2_GRID = tuple(float(10.0**e) for e in np.arange(2.0, -8.01, -0.5))  # the bounds of the protocol's extension
+TOLERANCE = 0.5  # points
+
+
+def _loss(y: np.ndarray, proba: np.ndarray, label_type: str) -> float:
+    p = np.clip(np.asarray(proba, np.float64), 1e-12, 1 - 1e-12)
+    if label_type == "multilabel":
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
+
+
+def sklearn_reference(
+    x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, metric: str, label_type: str
+) -> tuple[object, float]:
+    """Converged logistic regression, strength chosen on validation; returns (model, its L2 strength)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    best = None
+    for l2 in L2_GRID:
+        scale = len(y) * (y.shape[1] if label_type == "multilabel" else 1)
+        model = LogisticRegression(C=1.0 / (l2 * scale), tol=1e-6, max_iter=5000)
+        model = (OneVsRestClassifier(model) if label_type == "multilabel" else model).fit(x, y)
+        proba = model.predict_proba(xv)
+        key = (-M.compute([metric], yv, proba, label_type)[metric], _loss(yv, proba, label_type))
+        if best is None or key < best[0]:
+            best = (key, model, l2)
+    assert best is not None
+    return best[1], best[2]
+
+
+def reference_score(data: TaskData, x: np.ndarray, seed: int) -> float:
+    """The reference's mean test score over the task's rotations for ``seed``."""
+    task, scores = data.task, []
+    for rot in rotations(data, seed):
+        scaler = Standardizer().fit(x[rot.train])
+        tr, va, te = (scaler.transform(x[r]) for r in (rot.train, rot.valid, rot.test))
+        model, _ = sklearn_reference(tr, data.y[rot.train], va, data.y[rot.valid], task.primary_metric,
+                                     task.labels.type)  # fmt: skip
+        proba = model.predict_proba(te)
+        scores.append(M.compute([task.primary_metric], data.y[rot.test], proba, task.labels.type)[task.primary_metric])
+    return float(np.mean(scores))
+
+
+def _agreement(name: str, ours: float, ref: float, t_ours: float, t_ref: float) -> list[Figure]:
+    diff = 100 * (ours - ref)
+    return [
+        Figure(f"probe {name}: evalbench − converged LR (points)", diff, "points", None, f"|Δ| ≤ {TOLERANCE}",
+               abs(diff) <= TOLERANCE, f"evalbench {100 * ours:.2f}, scikit-learn {100 * ref:.2f}"),
+        Figure(f"probe {name}: evalbench probe time", t_ours, "s", t_ref, "",
+               None, f"baseline: scikit-learn over {len(L2_GRID)} strengths"),
+    ]  # fmt: skip
+
+
+def _embed(name: str, data: TaskData, ctx: BenchContext) -> tuple[np.ndarray, float]:
+    spec = load_encoder(name, encoders_dir(None))
+    enc = load_encoder_model(spec, resolve_device(ctx.device), verify_checkpoint(spec))
+    start = time.perf_counter()
+    x, _ = embed_task(enc, data, EmbeddingCache(ctx.cache_dir / "embeddings"), 32, 0)
+    return x, time.perf_counter() - start
+
+
+def _protocol(data: TaskData, x: np.ndarray, seeds: list[int], device: str) -> tuple[float, float]:
+    config = probe_config(get_preset("evalbench"), "linear")
+    start = time.perf_counter()
+    runs = evaluate_probe(data, x, "linear", seeds, device, config)
+    seconds = time.perf_counter() - start
+    return summarize(runs, [data.task.primary_metric])[data.task.primary_metric]["mean"], seconds
+
+
+def suite_figures(ctx: BenchContext) -> list[Figure]:
+    """Group 1: the synthetic suite on ``logmel`` embeddings, seed 42."""
+    figures, device = [], str(resolve_device(ctx.device))
+    for name in SUITE:
+        data = open_task_data(load_task(name, tasks_dir(None)), ctx.data_root)
+        x, _ = _embed("logmel", data, ctx)
+        ours, t_ours = _protocol(data, x, [42], device)
+        start = time.perf_counter()
+        ref = reference_score(data, x, 42)
+        figures += _agreement(f"logmel × {name}", ours, ref, t_ours, time.perf_counter() - start)
+        ctx.log(f"bench probe: {name}: evalbench {100 * ours:.2f}, converged LR {100 * ref:.2f}")
+    return figures
+
+
+def large_figures(ctx: BenchContext) -> list[Figure]:
+    """Group 2: a generated 2,000 × 3,072 × 50 problem (``--quick``: 500 × 256 × 10)."""
+    n, d, c = (500, 256, 10) if ctx.quick else (2000, 3072, 50)
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % c
+    x = (0.35 * rng.standard_normal((c, d))[y] + rng.standard_normal((n, d))).astype(np.float32)
+    order = rng.permutation(n)
+    tr, va, te = np.split(order, [int(0.6 * n), int(0.8 * n)])
+    scaler = Standardizer().fit(x[tr])
+    xtr, xva, xte = (scaler.transform(x[r]) for r in (tr, va, te))
+    start = time.perf_counter()
+    probe = LinearProbe(c, "single", "accuracy", **probe_config(get_preset("evalbench"), "linear"))
+    probe.fit(xtr, y[tr], xva, y[va])
+    t_ours = time.perf_counter() - start
+    ours = M.compute(["accuracy"], y[te], probe.predict_proba(xte), "single")["accuracy"]
+    start = time.perf_counter()
+    model, _ = sklearn_reference(xtr, y[tr], xva, y[va], "accuracy", "single")
+    t_ref = time.perf_counter() - start
+    ref = M.compute(["accuracy"], y[te], model.predict_proba(xte), "single")["accuracy"]
+    ctx.log(f"bench probe: {n} × {d} × {c}: evalbench {100 * ours:.2f}, converged LR {100 * ref:.2f}")
+    return _agreement(f"{n} clips × {d} dims × {c} classes", ours, ref, t_ours, t_ref)
+
+
+def esc10_task(folder: Path) -> Path:
+    """A tasks folder holding ``bench_esc10``: ESC-10's shape (400 clips of 5 s, 5 folds) from the timbre generator."""
+    spec = yaml.safe_load((tasks_dir(None) / "synth_timbre.yaml").read_text())
+    base = yaml.safe_load((tasks_dir(None) / "_base" / "synthetic.yaml").read_text())
+    spec.pop("include")
+    spec.update(name="bench_esc10", description="ESC-10-shaped generated task for `evalbench bench probe`.")
+    spec["dataset"] = {**base["dataset"], "options": {**spec["dataset"]["options"], "per_class": 25}}
+    spec["audio"] = {**base["audio"], "clip_seconds": 5.0}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench_esc10.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return folder
+
+
+def cost_figures(ctx: BenchContext) -> list[Figure]:
+    """Group 3: the whole default protocol against BYOL-A extraction on an ESC-10-shaped task."""
+    data = open_task_data(load_task("bench_esc10", esc10_task(ctx.cache_dir / "tasks")), ctx.data_root)
+    x, extract_s = _embed("byola-random", data, ctx)
+    seeds = list(get_preset("evalbench").seeds)
+    _, protocol_s = _protocol(data, x, seeds, str(resolve_device(ctx.device)))
+    note = (
+        f"{data.n} clips of 5 s, 5 folds; protocol = {len(seeds)} seeds × 5 folds on {x.shape[1]}-d embeddings; "
+        f"extraction {extract_s:.1f} s, protocol {protocol_s:.1f} s"
+    )
+    return [ratio_at_least("probe: BYOL-A extraction ÷ whole default protocol", extract_s, protocol_s, "s", 1.0, note)]
+
+
+def measure(ctx: BenchContext) -> list[Figure]:
+    """Every figure of the part (module docstring)."""
+    torch.manual_seed(0)
+    return suite_figures(ctx) + large_figures(ctx) + cost_figures(ctx)
+
+
+__all__ = ["esc10_task", "measure", "reference_score", "sklearn_reference"]

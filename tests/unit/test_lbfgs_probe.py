@@ -1,0 +1,149 @@
+"""The converged linear probe: the optimum of L2 logistic regression, the path, edge extension, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from evalbench import metrics as M
+from evalbench.probes.lbfgs import L2_BOUNDS, row_space
+from evalbench.probes.linear import LinearProbe
+
+
+def _blobs(n: int, d: int, c: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((c, d))
+    y = np.arange(n) % c
+    x = means[y] + noise * rng.standard_normal((n, d))
+    return ((x - x.mean(0)) / x.std(0)).astype(np.float32), y
+
+
+def _mean_loss(probe: LinearProbe, x: np.ndarray, y: np.ndarray) -> float:
+    p = probe.predict_proba(x)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None))))
+
+
+def test_the_chosen_probe_is_the_regularised_optimum_that_sklearn_finds() -> None:
+    x, y = _blobs(300, 40, 4, 3.0, 0)
+    xv, yv = _blobs(100, 40, 4, 3.0, 0)
+    probe = LinearProbe(4, "single", "accuracy", solver="lbfgs", tol=1e-7).fit(x, y, xv, yv)
+    l2 = probe.chosen_["l2"]
+    ref = LogisticRegression(C=1.0 / (l2 * len(y)), tol=1e-10, max_iter=10_000).fit(x, y)  # same objective
+
+    def objective(w: np.ndarray, b: np.ndarray) -> float:
+        z = x.astype(np.float64) @ w + b
+        z -= z.max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return float(-logp[np.arange(len(y)), y].mean() + 0.5 * l2 * (w * w).sum())
+
+    ours, theirs = objective(probe.coef_.astype(np.float64), probe.intercept_), objective(ref.coef_.T, ref.intercept_)
+    assert ours <= theirs + 1e-6  # at least as low as scikit-learn's converged optimum (float32 storage: 1e-6)
+    assert probe.chosen_["converged"]
+
+
+def test_lbfgs_converges_where_the_adam_budget_stops_early() -> None:
+    """At lr 1e-4 the reference budget (200 epochs, patience 20) leaves the training loss far above the optimum."""
+    x, y = _blobs(600, 64, 2, 6.0, 1)
+    xv, yv = _blobs(200, 64, 2, 6.0, 2)
+    adam = LinearProbe(2, "single", "accuracy", lrs=(1e-4,), solver="adam").fit(x, y, xv, yv)
+    lbfgs = LinearProbe(2, "single", "accuracy", solver="lbfgs", l2=(1e-6,)).fit(x, y, xv, yv)
+    assert _mean_loss(adam, x, y) > 2 * _mean_loss(lbfgs, x, y) + 0.05  # Adam still far from the optimum
+    assert lbfgs.chosen_["converged"]
+
+
+def test_row_space_reduction_is_exact() -> None:
+    """Fewer clips than dimensions: solving in the training row space gives the full-space optimum."""
+    x, y = _blobs(30, 200, 3, 2.0, 3)
+    xv, yv = _blobs(30, 200, 3, 2.0, 4)
+    assert row_space(x).shape == (200, 29) and row_space(np.ones((5, 3))) is None  # centred: rank n - 1
+    probe = LinearProbe(3, "single", "accuracy", solver="lbfgs", l2=(1e-2,), tol=1e-8).fit(x, y, xv, yv)
+    ref = LogisticRegression(C=1.0 / (probe.chosen_["l2"] * len(y)), tol=1e-12, max_iter=10_000).fit(x, y)
+    np.testing.assert_allclose(probe.decision_function(xv) - probe.decision_function(xv).mean(1, keepdims=True),
+                               ref.decision_function(xv) - ref.decision_function(xv).mean(1, keepdims=True),
+                               atol=2e-3)  # fmt: skip
+
+
+def test_a_best_strength_on_the_strong_edge_extends_the_grid_up_to_its_bound() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((200, 30)).astype(np.float32)
+    y = rng.integers(0, 2, 200)  # labels independent of x: the strongest penalty generalises best
+    xv, yv = rng.standard_normal((200, 30)).astype(np.float32), rng.integers(0, 2, 200)
+    probe = LinearProbe(2, "single", "roc_auc", solver="lbfgs", l2=(1e-1, 1e-2, 1e-3)).fit(x, y, xv, yv)
+    added = probe.chosen_["extended"]
+    assert added and all(a > 1e-1 for a in added) and max(added) <= L2_BOUNDS[1] * 1.0001
+    assert [g["l2"] for g in probe.grid_] == sorted((g["l2"] for g in probe.grid_), reverse=True)
+
+
+def test_a_best_strength_on_the_weak_edge_extends_down() -> None:
+    x, y = _blobs(200, 5, 2, 0.3, 6)  # separable: the weakest penalty is best (ties: lower validation loss)
+    xv, yv = _blobs(200, 5, 2, 0.3, 6)
+    probe = LinearProbe(2, "single", "accuracy", solver="lbfgs", l2=(1e-1, 1e-2)).fit(x, y, xv, yv)
+    assert probe.chosen_["extended"] and min(probe.chosen_["extended"]) >= L2_BOUNDS[0] * 0.9999
+    assert probe.chosen_["l2"] < 1e-2
+
+
+def test_the_path_stops_patience_points_after_the_best() -> None:
+    x, y = _blobs(300, 20, 3, 4.0, 7)
+    xv, yv = _blobs(150, 20, 3, 4.0, 8)
+    probe = LinearProbe(3, "single", "accuracy", solver="lbfgs", l2_patience=2).fit(x, y, xv, yv)
+    strengths = [g["l2"] for g in probe.grid_]
+    best = strengths.index(probe.chosen_["l2"])
+    assert len(strengths) - 1 - best <= 2 or probe.chosen_["extended"]
+
+
+@pytest.mark.parametrize("label_type", ["binary", "multilabel"])
+def test_binary_and_multilabel_heads(label_type: str) -> None:
+    rng = np.random.default_rng(9)
+    z = rng.standard_normal((400, 3))
+    if label_type == "binary":
+        y, c, metric = (z[:, 0] > 0).astype(int), 2, "accuracy"
+    else:
+        y, c, metric = (z > 0).astype(np.float32), 3, "map"
+    x = (np.hstack([z, rng.standard_normal((400, 7))]) + 0.3 * rng.standard_normal((400, 10))).astype(np.float32)
+    probe = LinearProbe(c, label_type, metric, solver="lbfgs").fit(x[:300], y[:300], x[300:], y[300:])
+    score = M.compute([metric], y[300:], probe.predict_proba(x[300:]), label_type)[metric]
+    assert score > 0.85 and probe.predict_proba(x).shape == (400, c)
+
+
+def test_the_fit_does_not_depend_on_the_seed() -> None:
+    x, y = _blobs(120, 16, 3, 2.0, 10)
+    xv, yv = _blobs(60, 16, 3, 2.0, 11)
+    a = LinearProbe(3, solver="lbfgs", random_state=1).fit(x, y, xv, yv)
+    b = LinearProbe(3, solver="lbfgs", random_state=2).fit(x, y, xv, yv)
+    assert a.deterministic and np.array_equal(a.coef_, b.coef_) and a.chosen_ == b.chosen_
+    assert not LinearProbe(3).deterministic
+
+
+def test_unknown_solver_is_refused() -> None:
+    with pytest.raises(ValueError, match="solver 'sgd'"):
+        LinearProbe(3, solver="sgd")
+
+
+def test_float64_solve_on_the_given_device() -> None:
+    x, y = _blobs(50, 4, 2, 1.0, 12)
+    probe = LinearProbe(2, solver="lbfgs", device="cpu").fit(x, y, x, y)
+    assert probe.coef_.dtype == np.float32 and torch.get_default_dtype() == torch.float32  # global state untouched
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_closed_form_gradients_equal_autograd(multilabel: bool) -> None:
+    from evalbench.probes.lbfgs import loss_and_grads
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 6, generator=g, dtype=torch.float64)
+    y = (torch.rand(20, 3, generator=g) > 0.5).double() if multilabel else torch.randint(0, 3, (20,), generator=g)
+    w = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=g, dtype=torch.float64, requires_grad=True)
+    z = x @ w + b
+    ref = (
+        torch.nn.functional.binary_cross_entropy_with_logits(z, y)
+        if multilabel
+        else torch.nn.functional.cross_entropy(z, y)
+    ) + 0.5 * 0.3 * (w * w).sum()
+    ref.backward()
+    loss, gw, gb = loss_and_grads(x, y, w.detach(), b.detach(), 0.3, multilabel)
+    assert abs(float(loss - ref.detach())) < 1e-12
+    torch.testing.assert_close(gw, w.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gb, b.grad, rtol=0, atol=1e-12)
