@@ -42,7 +42,7 @@ from evalbench.embed.extract import embed_task, load_encoder_model, verify_check
 from evalbench.embed.standardize import Standardizer
 from evalbench.paths import encoders_dir, tasks_dir
 from evalbench.presets import get_preset, probe_config
-from evalbench.probes.linear import LinearProbe
+from evalbench.probes.linear import LinearProbe, mean_loss
 from evalbench.protocol import evaluate_probe, summarize
 from evalbench.specs.encoder import load_encoder
 from evalbench.specs.task import load_task
@@ -51,13 +51,6 @@ from evalbench.utils.device import resolve_device
 SUITE = ("synth_pitch", "synth_timbre", "synth_events", "synth_detect")
 L2_GRID = tuple(float(10.0**e) for e in np.arange(2.0, -8.01, -0.5))  # the bounds of the protocol's extension
 TOLERANCE = 0.5  # points
-
-
-def _loss(y: np.ndarray, proba: np.ndarray, label_type: str) -> float:
-    p = np.clip(np.asarray(proba, np.float64), 1e-12, 1 - 1e-12)
-    if label_type == "multilabel":
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
 
 
 def sklearn_reference(
@@ -73,7 +66,7 @@ def sklearn_reference(
         model = LogisticRegression(C=1.0 / (l2 * scale), tol=1e-6, max_iter=5000)
         model = (OneVsRestClassifier(model) if label_type == "multilabel" else model).fit(x, y)
         proba = model.predict_proba(xv)
-        key = (-M.compute([metric], yv, proba, label_type)[metric], _loss(yv, proba, label_type))
+        key = (-M.compute([metric], yv, proba, label_type)[metric], mean_loss(yv, proba, label_type))
         if best is None or key < best[0]:
             best = (key, model, l2)
     assert best is not None

@@ -178,6 +178,7 @@ def fit_path(
         weight, bias = point.weight, point.bias
         if points.index(best()) <= len(points) - 1 - patience:
             break
+    ran_to_end = len(points) == len(grid)
     added: list[float] = []
     while best() is points[0] and points[0].l2 * STEP <= L2_BOUNDS[1] * 1.0001:  # strongest is best: go stronger
         l2 = points[0].l2 * STEP
@@ -185,8 +186,8 @@ def fit_path(
         points.remove(solved)
         points.insert(0, solved)
         added.append(l2)
-    while best() is points[-1] and len(points) == len(grid) + len(added) and points[-1].l2 / STEP >= L2_BOUNDS[0]:
-        l2 = points[-1].l2 / STEP  # weakest is best and the path ran to the end: go weaker
+    while ran_to_end and best() is points[-1] and points[-1].l2 / STEP >= L2_BOUNDS[0]:
+        l2 = points[-1].l2 / STEP  # the path ran to its end and the weakest is best: go weaker
         visit(l2, points[-1].weight, points[-1].bias)
         added.append(l2)
     return points, added

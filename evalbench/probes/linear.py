@@ -43,6 +43,14 @@ from evalbench.probes.lbfgs import DEFAULT_L2, fit_path, row_space
 DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 
+def mean_loss(y: np.ndarray, proba: np.ndarray, label_type: str) -> float:
+    """Mean loss (cross-entropy, or BCE over clips × classes) of predicted probabilities; the selection tie-break."""
+    p = np.clip(np.asarray(proba, np.float64), 1e-12, 1 - 1e-12)
+    if label_type == "multilabel":
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
+
+
 class _Adam:
     """Adam (Kingma & Ba, 2015) over stacked grid points, one learning rate per point.
 
@@ -178,11 +186,7 @@ class LinearProbe:
         return act.double().cpu().numpy()
 
     def _valid_loss(self, y_valid: np.ndarray, proba: np.ndarray) -> float:
-        """Mean validation loss (cross-entropy or BCE) from predicted probabilities."""
-        p = np.clip(proba, 1e-12, 1 - 1e-12)
-        if self.label_type == "multilabel":
-            return float(-np.mean(y_valid * np.log(p) + (1 - y_valid) * np.log(1 - p)))
-        return float(-np.mean(np.log(p[np.arange(len(y_valid)), y_valid])))
+        return mean_loss(y_valid, proba, self.label_type)
 
     def _score(self, y_valid: np.ndarray, proba: np.ndarray) -> float:
         try:
