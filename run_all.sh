@@ -43,4 +43,4 @@ done
 start=$(date +%s)
 $EB run --encoder "$encoders" --tasks "$TASKS" --overwrite "$@"
 echo "run_all: scoring took $(( $(date +%s) - start )) s"
-$EB leaderboard --ci --plot  # cells: mean [95 % bootstrap interval over test clips]; a PNG per suite
+$EB leaderboard --ci --plot --significance  # cells: mean [95 % bootstrap interval]; best in bold, ≈ not significantly different; a PNG per suite

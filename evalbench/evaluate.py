@@ -8,7 +8,8 @@ Stages live elsewhere; this module wires them together:
    any work and nothing is written to ``results/``;
 2. per (encoder, task): skip if an up-to-date record exists (unless
    ``overwrite``); else embed (from cache where possible), run the probe
-   protocol, and write one record atomically.
+   protocol, and write one record atomically, then its test predictions
+   beside it (:func:`evalbench.results.store.write_predictions`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from evalbench.embed.contamination import check_contamination, trained_hashes
 from evalbench.embed.extract import (
     EmbedStats,
     LoadedEncoder,
-    embed_task,
+    embed_views,
     fitted_on,
     load_encoder_model,
     static_identity,
@@ -40,7 +41,7 @@ from evalbench.presets import probe_config as preset_probe_config
 from evalbench.protocol import RunScore, evaluate_probe, runs_as_dicts, summarize, test_interval
 from evalbench.registry import PROBES
 from evalbench.results.schema import SCHEMA_VERSION
-from evalbench.results.store import existing_is_current, staleness_key, write_record
+from evalbench.results.store import existing_is_current, staleness_key, write_predictions, write_record
 from evalbench.specs.encoder import EncoderSpec
 from evalbench.specs.task import TaskSpec
 from evalbench.utils.device import resolve_device
@@ -96,14 +97,17 @@ class Outcome:
     summary: dict[str, Any] | None = None
 
 
-def probe_config(cfg: RunConfig) -> dict[str, Any]:
-    """Probe hyperparameters as recorded: class defaults, the preset's values, then the run's overrides."""
-    return preset_probe_config(get_preset(cfg.protocol), cfg.probe, cfg.probe_options)
+def probe_config(cfg: RunConfig, encoder: str | None = None, task: str | None = None) -> dict[str, Any]:
+    """Probe hyperparameters as recorded.
+
+    Class defaults, then the preset's values (for ``encoder`` × ``task``), then the run's overrides.
+    """
+    return preset_probe_config(get_preset(cfg.protocol), cfg.probe, cfg.probe_options, encoder, task)
 
 
-def protocol_identity(cfg: RunConfig) -> dict[str, Any]:
+def protocol_identity(cfg: RunConfig, encoder: str | None = None, task: str | None = None) -> dict[str, Any]:
     """Protocol id, preset, version and deviations of this run's probe configuration."""
-    return identity(get_preset(cfg.protocol), cfg.probe, probe_config(cfg))
+    return identity(get_preset(cfg.protocol), cfg.probe, probe_config(cfg, encoder, task), encoder, task)
 
 
 def _record(
@@ -154,8 +158,9 @@ def _record(
         },
         "probe": {
             "name": cfg.probe,
-            **protocol_identity(cfg),
-            "config": probe_config(cfg),
+            **protocol_identity(cfg, enc.spec.name, task.name),
+            "config": probe_config(cfg, enc.spec.name, task.name),
+            "data": get_preset(cfg.protocol).as_record(),
             "standardize": "train-only z-score",
         },
         "seeds": cfg.seeds,
@@ -187,7 +192,11 @@ def _current_key(spec: EncoderSpec, static: dict[str, Any], data: TaskData, cfg:
                 "spec_sha256": task.sha256,
                 "dataset_sha256": data.dataset.fingerprint,
             },
-            "probe": {"protocol": protocol_identity(cfg)["protocol"], "config": probe_config(cfg)},
+            "probe": {
+                "protocol": protocol_identity(cfg, spec.name, task.name)["protocol"],
+                "config": probe_config(cfg, spec.name, task.name),
+                "data": get_preset(cfg.protocol).as_record(),
+            },
             "seeds": cfg.seeds,
         }
     )
@@ -195,13 +204,15 @@ def _current_key(spec: EncoderSpec, static: dict[str, Any], data: TaskData, cfg:
 
 def _evaluate_pair(
     enc: LoadedEncoder, data: TaskData, cfg: RunConfig, cache: EmbeddingCache, device: str, static: dict[str, Any]
-) -> dict[str, Any]:
-    """Embed (cache-aware), run the probe protocol and build the record of one pair."""
-    x, stats = embed_task(enc, data, cache, cfg.batch_size, cfg.workers)
+) -> tuple[dict[str, Any], list[RunScore]]:
+    """Embed (cache-aware), run the probe protocol and build the record of one pair (returned with its runs)."""
+    preset = get_preset(cfg.protocol)
+    x, x_test, stats = embed_views(enc, data, cache, cfg.batch_size, cfg.workers, preset.embedding)
     start = time.perf_counter()
     split_dir = Path(cfg.cache_dir) / "splits"
-    runs = evaluate_probe(data, x, cfg.probe, cfg.seeds, device, probe_config(cfg), split_dir=split_dir)
-    return _record(enc, data, cfg, device, runs, stats, time.perf_counter() - start, static)
+    config = probe_config(cfg, enc.spec.name, data.task.name)
+    runs = evaluate_probe(data, x, cfg.probe, cfg.seeds, device, config, split_dir, x_test, preset.validation)
+    return _record(enc, data, cfg, device, runs, stats, time.perf_counter() - start, static), runs
 
 
 def run(
@@ -214,7 +225,7 @@ def run(
     """
     device = resolve_device(cfg.device)
     PROBES.check(cfg.probe, "--probe")
-    ident = protocol_identity(cfg)  # an unknown preset or probe option fails here, before any work
+    protocol_identity(cfg)  # an unknown preset or probe option fails here, before any work
     datas = {t.name: open_task_data(t, cfg.data_root) for t in tasks}
     digests = {e.name: verify_checkpoint(e) for e in encoders}
     seen = {e.name: trained_hashes(e) for e in encoders}
@@ -230,6 +241,7 @@ def run(
         static = static_identity(spec, digests[spec.name])
         for task in tasks:
             data = datas[task.name]
+            ident = protocol_identity(cfg, spec.name, task.name)
             path = record_file(cfg.results_dir, spec.name, task.name, cfg.probe, ident)
             if not cfg.overwrite and existing_is_current(path, _current_key(spec, static, data, cfg)):
                 log(f"{spec.name} × {task.name}: up to date ({path}); --overwrite recomputes it")
@@ -237,13 +249,15 @@ def run(
                 continue
             enc = enc or load_encoder_model(spec, device, digests[spec.name])
             try:
-                record = _evaluate_pair(enc, data, cfg, cache, str(device), static)
+                record, runs = _evaluate_pair(enc, data, cfg, cache, str(device), static)
             except EvalbenchError as exc:  # name the pair: the message alone may not say which
                 raise type(exc)(f"{spec.name} × {task.name}: {exc}") from None
             overlap = overlaps[spec.name, task.name]
             if overlap is not None:
                 record["contamination"] = overlap.as_record()
             write_record(path, record)
+            # After the record: a failure here leaves a valid, untested record (results/store.py).
+            write_predictions(path, record, [(r.test_rows, r.test_scores) for r in runs], data.y)
             primary = record["scores"]["test"][task.primary_metric]
             shown = "undefined" if primary["mean"] is None else f"{primary['mean']:.4f}"
             if primary["mean"] is not None and len(cfg.seeds) > 1:

@@ -107,6 +107,8 @@ def evaluate_probe(
     device: str = "cpu",
     probe_options: dict[str, Any] | None = None,
     split_dir: Path | None = None,
+    x_test: np.ndarray | None = None,
+    rule: str | None = None,
 ) -> list[RunScore]:
     """Run the protocol for every seed and rotation.
 
@@ -119,17 +121,21 @@ def evaluate_probe(
         device: Torch device string for the probe.
         probe_options: Extra probe hyperparameters.
         split_dir: If given, validation file lists are written there for audit.
+        x_test: The clips' embeddings as test material, when a protocol preset
+            crops test clips differently (:func:`evalbench.embed.extract.embed_views`); default ``x``.
+        rule: k-fold validation rule overriding the task's (a protocol preset's, e.g. ``random``).
 
     Returns:
         One :class:`RunScore` per (seed, rotation).
     """
     task = data.task
-    if not np.isfinite(x).all():
+    x_test = x if x_test is None else x_test
+    if not (np.isfinite(x).all() and (x_test is x or np.isfinite(x_test).all())):
         raise EvalbenchError(f"task '{task.name}': the embeddings hold NaN or infinite values; no record is written")
     probe_cls = PROBES.get(probe)
     runs = []
     fitted: dict[tuple[str, str], Any] = {}  # deterministic probes: one fit per distinct (train, valid) rows
-    jobs = [(seed, rot) for seed in seeds for rot in rotations(data, seed)]
+    jobs = [(seed, rot) for seed in seeds for rot in rotations(data, seed, rule)]
     for seed, rot in tqdm(jobs, desc=f"probe {task.name}", unit="run", leave=False, disable=None):
         if split_dir is not None and rot.fold is not None:
             write_rotation(split_dir, data, rot, seed)
@@ -160,7 +166,7 @@ def evaluate_probe(
             task.labels.type,
         )
         sealed = SealedLabels(data.y[rot.test], task.metrics, task.labels.type)
-        test_scores = model.predict_proba(scaler.transform(x[rot.test]))
+        test_scores = model.predict_proba(scaler.transform(x_test[rot.test]))
         test = sealed.score(test_scores)
         skipped = {m: M.skipped_classes(data.y[rot.test], len(data.classes), task.labels.type, m) for m in task.metrics}
         runs.append(

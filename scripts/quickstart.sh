@@ -16,4 +16,4 @@ if [ "${PRETRAIN:-1}" = 1 ]; then
   .venv/bin/evalbench pretrain byola --preset smoke --monitor synth_pitch --restart
 fi
 .venv/bin/evalbench run --encoder "$ENCODERS" --tasks "$TASKS" --overwrite "$@"
-.venv/bin/evalbench leaderboard --ci --plot
+.venv/bin/evalbench leaderboard --ci --plot --significance

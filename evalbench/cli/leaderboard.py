@@ -1,9 +1,11 @@
 """``evalbench leaderboard``: regenerate results/leaderboard.{md,csv,png} from run records.
 
 The Markdown has one table per protocol and declared suite (tasks/suites/*.yaml), each averaged over exactly
-that suite's tasks; tasks in no suite are listed without an average.  With --with-published, numbers published by
-others (results/published.yaml, or --published FILE) follow in sections of their own, one per published protocol,
-labelled as published and never averaged.
+that suite's tasks; tasks in no suite are listed without an average.  With --significance, each column's best
+mean is bold and the cells whose difference from it is not significant (paired bootstrap over the same test
+clips, 1,000 resamples, 95 %) carry ≈; records without a predictions sidecar are not tested.  With
+--with-published, numbers published by others (results/published.yaml, or --published FILE) follow in sections
+of their own, one per published protocol, labelled as published and never averaged.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--plot", action="store_true", help="also write one leaderboard-[<protocol>-]<suite>.png per suite table"
+    )
+    p.add_argument(
+        "--significance",
+        action="store_true",
+        help="bold each column's best and mark ≈ the cells not significantly different from it (paired bootstrap "
+        "over test clips; costs 1,000 metric evaluations per compared run, seconds on the synthetic suite)",
     )
     p.add_argument(
         "--with-published",
@@ -50,6 +58,7 @@ def handle(args: argparse.Namespace) -> int:
         plot=args.plot,
         with_published=args.with_published or published is not None,
         published_path=published,
+        significance=args.significance,
     )
     for path in written:
         print(f"wrote {path}")

@@ -50,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--protocol",
         default="evalbench",
-        help="protocol preset: evalbench (linear head solved to convergence, L2 chosen on validation); "
+        help="protocol preset: evalbench (linear head solved to convergence, L2 chosen on validation) or evar "
+        "(the reference harness's linear evaluation, without our fixes); "
         "the record and the leaderboard carry its id (default: evalbench)",
     )
     p.add_argument("--seeds", default=None, help="seed count (42, 43, ...) or list (default: the preset's, 5)")

@@ -9,7 +9,11 @@ k-fold tasks have k rotations: fold i is the test set.  Validation is either
 - ``holdout`` (default, evalbench's fix of PROTOCOL.md §4 flaw 3): a
   class-stratified ``fraction`` of the remaining folds drawn *by group*, so no
   source recording sits on both sides, from an RNG seeded by (seed, fold); or
-- ``next_fold``: HEAR's rule, validation = fold i+1 (mod k).
+- ``next_fold``: HEAR's rule, validation = fold i+1 (mod k); or
+- ``random`` (the ``evar`` protocol preset overrides the task's rule with it):
+  the reference harness's draw, a random ungrouped, unstratified 10 % of the
+  remaining folds, redrawn until every class of the pool is present
+  (:func:`random_holdout`).
 
 The drawn validation membership is hashed into every run and can be written to
 disk for audit (:func:`write_rotation`).
@@ -100,9 +104,40 @@ def grouped_holdout(
     return chosen[inverse]
 
 
-def rotations(data: TaskData, seed: int) -> list[Rotation]:
-    """All rotations of ``data`` for one seed (see module docstring)."""
+RANDOM_TRIES = 100  # the reference harness's retry limit
+RANDOM_FRACTION = 0.1  # and its validation share, whatever the task declares
+
+
+def random_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """The reference harness's validation draw from a pool (PROTOCOL.md §2.3), as a boolean mask.
+
+    ``round(fraction · n)`` clips drawn uniformly, ignoring groups and classes,
+    redrawn up to :data:`RANDOM_TRIES` times until every class present in the
+    pool is present in the draw; after that the last draw is kept (as the
+    reference does).  Groups are not respected: clips of one source recording
+    can sit on both sides, the leakage evalbench's default rule removes.
+
+    Args:
+        y: Labels of the pool, ``(n,)`` integers or ``(n, C)`` multi-hot.
+        fraction: Share of the pool that validates.
+        rng: Random generator (seeded by the caller per seed and fold).
+    """
+    n = len(y)
+    size = max(1, round(fraction * n))
+    wanted = (y.sum(axis=0) > 0) if y.ndim == 2 else np.unique(y)
+    for _ in range(RANDOM_TRIES):
+        mask = np.zeros(n, dtype=bool)
+        mask[rng.choice(n, size=size, replace=False)] = True
+        found = (y[mask].sum(axis=0) > 0) if y.ndim == 2 else np.unique(y[mask])
+        if (found >= wanted).all() if y.ndim == 2 else len(found) == len(wanted):
+            break
+    return mask
+
+
+def rotations(data: TaskData, seed: int, rule: str | None = None) -> list[Rotation]:
+    """All rotations of ``data`` for one seed (see module docstring); ``rule`` overrides the task's k-fold rule."""
     spec = data.task.splits
+    rule = rule or spec.validation.rule
     if spec.type == "fixed":
         assert data.split is not None
         train, valid, test = (np.flatnonzero(data.split == s) for s in ("train", "valid", "test"))
@@ -112,9 +147,13 @@ def rotations(data: TaskData, seed: int) -> list[Rotation]:
     out = []
     for i in range(1, k + 1):
         test = np.flatnonzero(data.fold == i)
-        if spec.validation.rule == "next_fold":
+        if rule == "next_fold":
             valid = np.flatnonzero(data.fold == i % k + 1)
             train = np.flatnonzero((data.fold != i) & (data.fold != i % k + 1))
+        elif rule == "random":
+            pool = np.flatnonzero(data.fold != i)
+            mask = random_holdout(data.y[pool], RANDOM_FRACTION, np.random.default_rng([seed, i]))
+            valid, train = pool[mask], pool[~mask]
         else:
             pool = np.flatnonzero(data.fold != i)
             rng = np.random.default_rng([seed, i])

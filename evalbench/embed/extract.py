@@ -5,6 +5,14 @@ preprocess (in DataLoader workers when ``workers > 0``), encode to frames, pool
 with the encoder's named pooling (ignoring padded frames), and store one float32
 array per part in the :class:`~evalbench.embed.cache.EmbeddingCache`.  Parts
 already cached are memory-mapped instead of recomputed.
+
+A protocol preset's :class:`~evalbench.presets.EmbeddingRecipe` can crop by
+role and pool padded frames too (the ``evar`` preset: random crops for
+training and validation clips, start crops for test clips, every frame
+pooled).  On a k-fold task every fold is training material in some rotations
+and test material in one, so a role-dependent crop gives two embeddings of
+each fold (:func:`embed_views`); the cache key of a part holds its crop policy
+and, when not the default, the pooling rule.
 """
 
 from __future__ import annotations
@@ -20,12 +28,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from evalbench.adapters.base import Encoder
+from evalbench.adapters.base import Encoder, Frames
 from evalbench.adapters.pooling import pooled_dim
 from evalbench.data.audio import RESAMPLE_METHOD, ResampleCache, Resampler, load_clip
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.errors import AudioDecodeError, EvalbenchError
+from evalbench.presets import EmbeddingRecipe
 from evalbench.registry import ADAPTERS, POOLINGS
 from evalbench.specs.encoder import EncoderSpec, pretrained_alternatives
 from evalbench.utils.hashing import sha256_file, sha256_json
@@ -125,10 +134,14 @@ class ClipDataset(Dataset):
         rows: Rows to load.
         sample_rate: Encoder sample rate.
         audio_cache: Folder of the resampled-clip cache (:class:`ResampleCache`).
+        crop: Crop policy; None: the task's.
     """
 
-    def __init__(self, data: TaskData, rows: np.ndarray, sample_rate: int, audio_cache: Path) -> None:
+    def __init__(
+        self, data: TaskData, rows: np.ndarray, sample_rate: int, audio_cache: Path, crop: str | None = None
+    ) -> None:
         self.data, self.rows, self.sample_rate = data, rows, sample_rate
+        self.crop = crop or data.task.audio.crop
         self.resampler = Resampler()
         self.cache = ResampleCache(audio_cache)
         self.bounds = (data.task.dataset.min_seconds, data.task.dataset.max_seconds)
@@ -150,7 +163,7 @@ class ClipDataset(Dataset):
                 self.data.files[row],
                 audio.clip_seconds,
                 self.sample_rate,
-                audio.crop,
+                self.crop,
                 audio.crop_seed,
                 self.resampler,
                 self.cache,
@@ -203,15 +216,19 @@ def embed_rows(
     workers: int,
     desc: str,
     audio_cache: Path,
+    crop: str | None = None,
+    mask_padding: bool = True,
 ) -> np.ndarray:
-    """Pooled float32 embeddings ``(len(rows), dim)`` of the given rows."""
+    """Pooled float32 embeddings ``(len(rows), dim)`` of the given rows (``crop``: None for the task's policy)."""
     pool = POOLINGS.get(enc.spec.pooling)
     out = np.empty((len(rows), enc.dim), dtype=np.float32)
     pos = 0
-    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate, audio_cache), batch_size, workers)
+    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate, audio_cache, crop), batch_size, workers)
     total = -(-len(rows) // batch_size)
     for wav, lengths in tqdm(loader, total=total, desc=desc, unit="batch", leave=False, disable=None):
         frames = enc.model.encode(wav.to(enc.device), lengths.to(enc.device))
+        if not mask_padding:  # the reference harness pools every output frame, padding included
+            frames = Frames(frames.embeddings, torch.ones_like(frames.mask))
         pooled = pool(frames).float().cpu().numpy()
         if not np.isfinite(pooled).all():
             bad = data.files[int(rows[pos + int(np.flatnonzero(~np.isfinite(pooled).all(1))[0])])]
@@ -233,7 +250,9 @@ def fitted_on(enc: LoadedEncoder, data: TaskData) -> str | None:
     )
 
 
-def fit_encoder(enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int, workers: int) -> None:
+def fit_encoder(
+    enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int, workers: int, crop: str | None = None
+) -> None:
     """Fit an encoder's input statistics on the task's training audio, if it needs to.
 
     Fixed splits use the train split.  k-fold tasks use every fold: the
@@ -242,7 +261,7 @@ def fit_encoder(enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch
     seeded permutation.  The fitted state is cached under a key of what it is
     fitted from (encoder, clips and their content, audio settings, recipe),
     which also becomes :attr:`LoadedEncoder.fit_key`; warm runs do not re-read
-    the audio.
+    the audio.  ``crop`` is the training clips' crop policy (None: the task's).
 
     Raises:
         EvalbenchError: The fit gave non-finite statistics (never cached).
@@ -253,13 +272,17 @@ def fit_encoder(enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch
     rows = np.flatnonzero(data.split == "train") if data.split is not None else np.arange(data.n)
     rows = np.sort(np.random.default_rng(0).permutation(rows)[:FIT_MAX_CLIPS])
     static = sha256_json(static_identity(enc.spec, enc.checkpoint_sha256))
-    payload = {**cache_payload(enc, data, "fit", rows), "encoder": static, "recipe": {"max_clips": FIT_MAX_CLIPS}}
+    payload = {
+        **cache_payload(enc, data, "fit", rows, crop),
+        "encoder": static,
+        "recipe": {"max_clips": FIT_MAX_CLIPS},
+    }
     enc.fit_key = cache.key(payload)
     state = cache.load_state(enc.spec.name, data.task.name, payload)
     if state is not None:
         enc.model.load_fitted_state(state)
         return
-    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate, cache.root / "audio"), batch_size, workers)
+    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate, cache.root / "audio", crop), batch_size, workers)
     enc.model.fit(wav[:n] for batch, lengths in loader for wav, n in zip(batch, lengths.tolist(), strict=True))
     state = enc.model.fitted_state()
     if not all(np.isfinite(v) for v in state.values() if isinstance(v, float)):
@@ -270,15 +293,24 @@ def fit_encoder(enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch
     cache.store_state(enc.spec.name, data.task.name, payload, state)
 
 
-def cache_payload(enc: LoadedEncoder, data: TaskData, part: str, rows: np.ndarray) -> dict[str, Any]:
+def cache_payload(
+    enc: LoadedEncoder,
+    data: TaskData,
+    part: str,
+    rows: np.ndarray,
+    crop: str | None = None,
+    mask_padding: bool = True,
+) -> dict[str, Any]:
     """The cache key inputs of one part (see :mod:`evalbench.embed.cache`).
 
     The part's clips enter by name *and* content hash, so an audio file edited
-    in place invalidates exactly the parts that hold it.
+    in place invalidates exactly the parts that hold it.  ``crop`` (None: the
+    task's policy) and unmasked pooling enter too; the default pooling adds
+    nothing, so keys made before presets could change it stay valid.
     """
     audio = data.task.audio
     content = data.dataset.content
-    return {
+    payload = {
         "encoder": enc.fingerprint,
         "task": data.task.name,
         "task_version": data.task.version,
@@ -288,10 +320,13 @@ def cache_payload(enc: LoadedEncoder, data: TaskData, part: str, rows: np.ndarra
             "resample": RESAMPLE_METHOD,
             "sample_rate": enc.model.sample_rate,
             "clip_seconds": audio.clip_seconds,
-            "crop": audio.crop,
+            "crop": crop or audio.crop,
             "crop_seed": audio.crop_seed,
         },
     }
+    if not mask_padding:
+        payload["pooling"] = {"mask_padding": False}
+    return payload
 
 
 @dataclass
@@ -304,27 +339,77 @@ class EmbedStats:
     clips_computed: int
 
 
-def embed_task(
-    enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int = 32, workers: int = 0
-) -> tuple[np.ndarray, EmbedStats]:
-    """Embeddings of every clip of ``data`` (metadata order), from cache where possible."""
-    start = time.perf_counter()
-    fit_encoder(enc, data, cache, batch_size, workers)
+def _embed_parts(
+    enc: LoadedEncoder,
+    data: TaskData,
+    cache: EmbeddingCache,
+    batch_size: int,
+    workers: int,
+    crops: dict[str, str],
+    mask_padding: bool,
+    counts: list[int],
+) -> np.ndarray:
+    """Embeddings of every part, part ``p`` cropped by ``crops[p]``, from cache where possible."""
     full = np.empty((data.n, enc.dim), dtype=np.float32)
-    cached = computed = clips = 0
     fitted = enc.model.fitted_state()
     for part, rows in data.parts().items():
-        payload = cache_payload(enc, data, part, rows)
+        payload = cache_payload(enc, data, part, rows, crops[part], mask_padding)
         array = cache.load(enc.spec.name, data.task.name, part, payload, fitted)
         if array is None:
             desc = f"{enc.spec.name}/{data.task.name}/{part}"
-            array = embed_rows(enc, data, rows, batch_size, workers, desc, cache.root / "audio")
+            array = embed_rows(
+                enc, data, rows, batch_size, workers, desc, cache.root / "audio", crops[part], mask_padding
+            )
             cache.store(enc.spec.name, data.task.name, part, payload, array, fitted)
-            computed, clips = computed + 1, clips + len(rows)
+            counts[1], counts[2] = counts[1] + 1, counts[2] + len(rows)
         else:
-            cached += 1
+            counts[0] += 1
         full[rows] = array
-    return full, EmbedStats(time.perf_counter() - start, cached, computed, clips)
+    return full
 
 
-__all__ = ["EmbedStats", "LoadedEncoder", "embed_task", "load_encoder_model"]
+def embed_views(
+    enc: LoadedEncoder,
+    data: TaskData,
+    cache: EmbeddingCache,
+    batch_size: int = 32,
+    workers: int = 0,
+    recipe: EmbeddingRecipe | None = None,
+) -> tuple[np.ndarray, np.ndarray, EmbedStats]:
+    """Embeddings of every clip as training/validation material and as test material, plus stats.
+
+    Both arrays are in metadata order; they are the same array unless ``recipe`` crops test clips differently
+    from training clips on a k-fold task (module docstring).  A fixed-split task needs one array: each part has
+    one role.
+    """
+    recipe = recipe or EmbeddingRecipe()
+    start = time.perf_counter()
+    task_crop = data.task.audio.crop
+    train_crop, test_crop = recipe.policy("train", task_crop), recipe.policy("test", task_crop)
+    if recipe.policy("valid", task_crop) != train_crop:
+        raise EvalbenchError("an embedding recipe must crop validation clips like training clips")
+    fit_encoder(enc, data, cache, batch_size, workers, train_crop)
+    counts = [0, 0, 0]  # parts cached, parts computed, clips computed
+    parts = list(data.parts())
+    if data.split is not None:  # fixed split: the part is the role
+        crops = {p: recipe.policy(p, task_crop) for p in parts}
+        x = x_test = _embed_parts(enc, data, cache, batch_size, workers, crops, recipe.mask_padding, counts)
+    else:
+        x = _embed_parts(enc, data, cache, batch_size, workers, dict.fromkeys(parts, train_crop),
+                         recipe.mask_padding, counts)  # fmt: skip
+        x_test = x
+        if test_crop != train_crop:
+            x_test = _embed_parts(enc, data, cache, batch_size, workers, dict.fromkeys(parts, test_crop),
+                                  recipe.mask_padding, counts)  # fmt: skip
+    return x, x_test, EmbedStats(time.perf_counter() - start, *counts)
+
+
+def embed_task(
+    enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int = 32, workers: int = 0
+) -> tuple[np.ndarray, EmbedStats]:
+    """Embeddings of every clip of ``data`` (metadata order) under the task's own crop, from cache where possible."""
+    x, _, stats = embed_views(enc, data, cache, batch_size, workers)
+    return x, stats
+
+
+__all__ = ["EmbedStats", "LoadedEncoder", "embed_task", "embed_views", "load_encoder_model"]

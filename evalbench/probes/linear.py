@@ -107,6 +107,10 @@ class LinearProbe:
         l2_patience: L-BFGS: path points past the best before stopping.
         tol: L-BFGS: convergence tolerance on the largest absolute gradient entry.
         max_iter: L-BFGS: iterations per strength.
+        loss_scale: Adam, single-label and binary tasks: ``mean`` (standard mean cross-entropy, evalbench's fix)
+            or ``per_class`` (cross-entropy ÷ C, the reference harness's −mean(one-hot · log-softmax) over
+            clips × classes; the ``evar`` preset).  Adam is nearly scale-invariant, but not with ε and weight
+            decay, so the reproduction uses the reference's scale.
     """
 
     def __init__(
@@ -124,11 +128,15 @@ class LinearProbe:
         solver: str = "adam",
         l2: tuple[float, ...] = DEFAULT_L2,
         l2_patience: int = 3,
-        tol: float = 1e-4,
+        tol: float = 1e-6,
         max_iter: int = 1000,
+        loss_scale: str = "mean",
     ) -> None:
         if solver not in ("adam", "lbfgs"):
             raise ValueError(f"linear probe: solver '{solver}' is not one of adam, lbfgs")
+        if loss_scale not in ("mean", "per_class"):
+            raise ValueError(f"linear probe: loss_scale '{loss_scale}' is not one of mean, per_class")
+        self.loss_scale = loss_scale
         self.n_classes = n_classes
         self.label_type = label_type
         self.metric = metric
@@ -164,14 +172,16 @@ class LinearProbe:
             "l2_patience",
             "tol",
             "max_iter",
+            "loss_scale",
         )
         return {k: getattr(self, k) for k in keys}
 
     def _grad_logits(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Gradient of each grid point's mean loss w.r.t. its logits ``(G, B, C)``.
 
-        Mean softmax cross-entropy: (softmax − one-hot) / B.  Mean BCE-with-logits
-        over B×C entries: (sigmoid − y) / (B·C).  Written analytically: for a
+        Mean softmax cross-entropy: (softmax − one-hot) / B (÷ C more with
+        ``loss_scale="per_class"``).  Mean BCE-with-logits over B×C entries:
+        (sigmoid − y) / (B·C).  Written analytically: for a
         linear model this is exact and avoids autograd's per-step overhead.
         """
         _, b, c = logits.shape
@@ -179,7 +189,7 @@ class LinearProbe:
             return (torch.sigmoid(logits) - y) / (b * c)
         grad = torch.softmax(logits, dim=-1)
         grad[:, torch.arange(b, device=y.device), y] -= 1.0
-        return grad / b
+        return grad / (b * c if self.loss_scale == "per_class" else b)
 
     def _proba(self, logits: torch.Tensor) -> np.ndarray:
         act = torch.sigmoid(logits) if self.label_type == "multilabel" else torch.softmax(logits, dim=-1)

@@ -25,6 +25,14 @@ encoder, task), with per-run counts, the interval and the suites whose tables
 show the row, for further analysis.  ``leaderboard.png`` plots every protocol;
 with ``plot=True`` one ``leaderboard-[<protocol>-]<suite>.png`` per suite table.
 
+With ``significance=True`` (``--significance``), each column's best cell is
+bold and every cell whose paired bootstrap difference from it is not
+significant is marked ≈ (:mod:`evalbench.results.significance`); a legend under
+each table says so and counts the cells that could not be tested (no
+predictions sidecar); the CSV gains the ``vs_best`` column.  Off by default: it
+costs 1,000 metric evaluations per compared run, which is seconds on the
+synthetic suite but minutes for mAP on large multi-label test sets.
+
 With ``with_published=True``, numbers published by others (``results/published.yaml``,
 :mod:`evalbench.results.published`) follow our protocol sections in sections of
 their own, one per published protocol, without an average; the CSV then gains
@@ -44,6 +52,7 @@ from tabulate import tabulate
 
 from evalbench.results.plots import render_plot, render_suite_plot
 from evalbench.results.published import default_path, leaderboard_rows, load_published, render_published
+from evalbench.results.significance import BEST, DIFFERENT, LEVEL, N_BOOT, TIED, UNTESTED, vs_best
 from evalbench.results.store import iter_records
 from evalbench.specs.task import SuiteSpec, parse_suite_file, suite_files
 from evalbench.utils.io import atomic_write_bytes, atomic_write_text
@@ -53,6 +62,7 @@ HEADER = (
     "# evalbench leaderboard\n"
 )
 OTHER = "other tasks"
+TIED_MARK = "≈"
 
 
 def collect(results_dir: Path) -> pd.DataFrame:
@@ -161,7 +171,10 @@ def boards(df: pd.DataFrame, suites: Sequence[SuiteSpec]) -> list[Board]:
 
 
 def _cell(row: pd.Series, ci: bool) -> str:
-    """Score ×100: "mean ± std" with two or more seeds, the mean alone with one, "[low, high]" with ``ci``."""
+    """Score ×100: "mean ± std" with two or more seeds, the mean alone with one, "[low, high]" with ``ci``.
+
+    With a ``vs_best`` status: bold for the column's best, a trailing ≈ where the difference is not significant.
+    """
     if pd.isna(row["mean"]):
         text = "undefined"
     elif ci and pd.notna(row["ci95_low"]) and pd.notna(row["ci95_high"]):
@@ -170,6 +183,8 @@ def _cell(row: pd.Series, ci: bool) -> str:
         text = f"{100 * row['mean']:.1f} ± {100 * (0 if pd.isna(row['std']) else row['std']):.1f}"
     else:
         text = f"{100 * row['mean']:.1f}"
+    status = row.get("vs_best", "")
+    text = f"**{text}**" if status == BEST else f"{text} {TIED_MARK}" if status == TIED else text
     return text + (" †" if row["contaminated"] else "")
 
 
@@ -194,8 +209,32 @@ def _table(board: Board, ci: bool) -> str:
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def _legend(board: Board) -> str:
+    """The line under a table explaining its significance marks ("" if no column had two scores to compare)."""
+    status = board.rows.get("vs_best", pd.Series(dtype=object))
+    if not status.isin([BEST, TIED, DIFFERENT, UNTESTED]).any():
+        return ""
+    untested = int((status == UNTESTED).sum())
+    text = (
+        f"\n**Bold**: the best mean of its column; {TIED_MARK}: not significantly different from it (paired "
+        f"bootstrap over the same test clips, {N_BOOT:,} resamples within each test fold; the {100 * LEVEL:.0f} % "
+        "interval of the difference includes 0); unmarked: significantly below it"
+    )
+    if untested:
+        text += (
+            f", except {untested} cell{'' if untested == 1 else 's'} not tested (n/a: no valid predictions sidecar "
+            "`*.predictions.npz`, or another dataset, spec or test folds than the best's; the CSV's `vs_best` "
+            "says which)"
+        )
+    return text + ".\n"
+
+
 def render_markdown(df: pd.DataFrame, suites: Sequence[SuiteSpec] = (), *, ci: bool = False) -> str:
-    """The leaderboard as Markdown (``ci``: show 95 % bootstrap intervals where records have them)."""
+    """The leaderboard as Markdown (``ci``: show 95 % bootstrap intervals where records have them).
+
+    Where ``df`` has a ``vs_best`` column (:func:`evalbench.results.significance.vs_best`), cells carry its marks
+    and each table a legend.
+    """
     if df.empty:
         return HEADER + "\nNo run records yet: run `evalbench run --encoder logmel --tasks synth`.\n"
     parts = [HEADER]
@@ -218,7 +257,7 @@ def render_markdown(df: pd.DataFrame, suites: Sequence[SuiteSpec] = (), *, ci: b
                     "(see the record's `contamination`).\n"
                 )
         heading = f"Suite `{board.title}`" if board.suite else OTHER
-        parts.append(f"\n### {heading} ({seeds_text(board.rows)})\n\n{_table(board, ci)}\n")
+        parts.append(f"\n### {heading} ({seeds_text(board.rows)})\n\n{_table(board, ci)}\n{_legend(board)}")
     return "".join(parts)
 
 
@@ -234,6 +273,7 @@ def write_leaderboard(
     plot: bool = False,
     with_published: bool = False,
     published_path: Path | None = None,
+    significance: bool = False,
 ) -> list[Path]:
     """Regenerate ``leaderboard.md``, ``.csv`` and ``.png`` (and, with ``plot``, one PNG per suite table).
 
@@ -244,6 +284,8 @@ def write_leaderboard(
         plot: Also write ``leaderboard-<suite>.png`` (``leaderboard-<protocol>-<suite>.png`` with several protocols).
         with_published: Append the published numbers (own sections, no average; CSV rows with a ``source``).
         published_path: The published-numbers file (None: ``<results_dir>/published.yaml``).
+        significance: Mark each column's best and the cells not significantly different from it (paired
+            bootstrap over test clips, from the records' predictions sidecars) and add ``vs_best`` to the CSV.
 
     Returns:
         The written paths, in that order.
@@ -253,6 +295,8 @@ def write_leaderboard(
     """
     results_dir = Path(results_dir)
     df = collect(results_dir)
+    if significance and len(df):
+        df = df.assign(vs_best=vs_best(df, results_dir))
     published = load_published(published_path or default_path(results_dir)) if with_published else None
     suites = load_suites(tasks_dir)
     tables = boards(df, suites)

@@ -8,7 +8,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from evalbench import metrics as M
-from evalbench.probes.lbfgs import L2_BOUNDS, row_space
+from evalbench.probes.lbfgs import L2_BOUNDS, row_space, solve
 from evalbench.probes.linear import LinearProbe
 
 
@@ -147,3 +147,23 @@ def test_closed_form_gradients_equal_autograd(multilabel: bool) -> None:
     assert abs(float(loss - ref.detach())) < 1e-12
     torch.testing.assert_close(gw, w.grad, rtol=0, atol=1e-12)
     torch.testing.assert_close(gb, b.grad, rtol=0, atol=1e-12)
+
+
+def test_a_two_class_probe_is_sklearn_binary_logistic_regression_at_twice_its_c() -> None:
+    """Two softmax columns penalised by l2/2 ‖W‖² equal one logistic vector w = w₁ − w₂ at C = 2 / (l2 n).
+
+    At the optimum w₁ = −w₂ = w/2, so ‖W‖² = ‖w‖²/2; `evalbench bench probe` relies on this to compare the
+    same strengths (with C = 1 / (l2 n) every binary task's grid was shifted by a factor of 2).
+    """
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200, 12)).astype(np.float32)
+    y = (x[:, 0] + 0.8 * rng.standard_normal(200) > 0).astype(int)
+    l2 = 0.03
+    xt, yt = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y)
+    zeros = torch.zeros(12, 2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    weight, _, _, _ = solve(xt, yt, l2, *zeros, multilabel=False, max_iter=1000, tol=1e-8)  # stops near 5e-8
+    ref = LogisticRegression(C=2.0 / (l2 * len(y)), tol=1e-12, max_iter=10_000).fit(x.astype(np.float64), y)
+    w = (weight[:, 1] - weight[:, 0]).numpy()
+    np.testing.assert_allclose(w, ref.coef_[0], atol=1e-5)
+    wrong = LogisticRegression(C=1.0 / (l2 * len(y)), tol=1e-12, max_iter=10_000).fit(x.astype(np.float64), y)
+    assert np.abs(w - wrong.coef_[0]).max() > 1e-2

@@ -7,9 +7,11 @@ import json
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evalbench.cli import main
+from evalbench.results.store import write_predictions
 from evalbench.results.tables import write_leaderboard
 from tests.unit.test_results import record, write
 
@@ -158,3 +160,111 @@ def test_plot_names_carry_the_protocol_when_there_are_several(tmp_path: Path) ->
     names = [p.name for p in written]
     assert names[3:] == ["leaderboard-evalbench-linear-v1-s.png", "leaderboard-mlp_v2-s.png"]
     assert all(p.read_bytes().startswith(PNG) for p in written[2:])
+
+
+def _scored(results: Path, enc: str, task: str, y: np.ndarray, correct: np.ndarray, sidecar: bool = True) -> Path:
+    """Write a one-seed record whose mean is the accuracy of one-hot predictions right where ``correct``.
+
+    With ``sidecar``, its predictions sidecar too.  Returns the record's path.
+    """
+    rec = record(enc, task, float(correct.mean()), 0.0, seeds=1)
+    rec["created"] = "2026-12-02T06:00:00+00:00"
+    rec["task"].update(label_type="single", dataset_sha256="d" * 64, spec_sha256="s" * 64)
+    rec["runs"] = [{**rec["runs"][0], "n": {"test": len(y)}}]
+    write(results, rec)
+    path = results / enc / f"{task}.linear.json"
+    if sidecar:
+        write_predictions(path, rec, [(np.arange(len(y)), np.eye(3)[np.where(correct, y, (y + 1) % 3)])], y)
+    return path
+
+
+@pytest.fixture
+def contest(tmp_path: Path) -> tuple[Path, Path]:
+    """Task t1 (suite s) on 300 clips: a best, b within noise of a, c far below, d and e not testable.
+
+    Task x (no suite) has a single encoder: nothing to compare.
+    """
+    results, tasks = tmp_path / "results", suites(tmp_path / "tasks", s=["t1"])
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    right = rng.random(300) < 0.9
+    _scored(results, "a", "t1", y, right)
+    _scored(results, "b", "t1", y, right & (np.arange(300) % 150 != 0))  # a's errors plus 2: not significant
+    _scored(results, "c", "t1", y, rng.random(300) < 0.6)  # 60 % against 90 %: significant
+    _scored(results, "d", "t1", y, rng.random(300) < 0.85, sidecar=False)  # no sidecar: not tested
+    stale = _scored(results, "e", "t1", y, right & (np.arange(300) % 50 != 0))
+    rec = json.loads(stale.read_text())
+    rec["created"] = "2026-12-03T00:00:00+00:00"  # the record was rewritten, its sidecar was not
+    stale.write_text(json.dumps(rec))
+    _scored(results, "a", "x", y, right)
+    return results, tasks
+
+
+def test_significance_marks_the_best_and_the_cells_within_noise_of_it(
+    contest: tuple[Path, Path], capsys: pytest.CaptureFixture
+) -> None:
+    results, tasks = contest
+    args = ["leaderboard", "--results-dir", str(results), "--tasks-dir", str(tasks)]
+    assert main([*args, "--significance"]) == 0
+    md = (results / "leaderboard.md").read_text()
+    parsed = tables(md)
+    cells = {row[0]: row[1] for row in parsed["Suite `s`"][1:]}
+    mean = {
+        e: json.loads((results / e / "t1.linear.json").read_text())["scores"]["test"]["accuracy"]["mean"] for e in cells
+    }
+    plain = {e: f"{100 * m:.1f}" for e, m in mean.items()}
+    assert cells["a"] == f"**{plain['a']}**"  # the best
+    assert cells["b"] == f"{plain['b']} ≈"  # 1 point below on the same clips: not significant
+    assert cells["c"] == plain["c"]  # 60 % against 90 %: significantly below
+    assert cells["d"] == plain["d"] and cells["e"] == plain["e"]  # not tested: unmarked
+    assert parsed["other tasks"][1] == ["a", plain["a"]]  # alone in its column: nothing to mark
+    legend = md.split("### Suite `s`")[1].split("###")[0]
+    assert "paired bootstrap over the same test clips, 1,000 resamples" in legend
+    assert "except 2 cells not tested (n/a" in legend
+    assert "**Bold**" not in md.split("### other tasks")[1]  # no legend where nothing was compared
+    with (results / "leaderboard.csv").open(newline="") as fh:
+        status = {(r["encoder"], r["task"]): r["vs_best"] for r in csv.DictReader(fh)}
+    assert status == {
+        ("a", "t1"): "best",
+        ("b", "t1"): "not significant",
+        ("c", "t1"): "significant",
+        ("d", "t1"): "n/a",
+        ("e", "t1"): "n/a",
+        ("a", "x"): "",
+    }
+
+
+def test_significance_is_off_by_default_and_keeps_the_ci_cells(contest: tuple[Path, Path]) -> None:
+    results, tasks = contest
+    args = ["leaderboard", "--results-dir", str(results), "--tasks-dir", str(tasks), "--ci"]
+    assert main(args) == 0
+    plain = (results / "leaderboard.md").read_text()
+    assert "**" not in plain and "≈" not in plain
+    with (results / "leaderboard.csv").open(newline="") as fh:
+        assert "vs_best" not in next(csv.reader(fh))
+    rec = json.loads((results / "a" / "t1.linear.json").read_text())
+    rec["scores"]["test"]["accuracy"]["ci95"] = {"low": 0.85, "high": 0.93, "level": 0.95}
+    (results / "a" / "t1.linear.json").write_text(json.dumps(rec))  # created unchanged: sidecar still valid
+    assert main([*args, "--significance"]) == 0
+    rows = {r[0]: r[1] for r in tables((results / "leaderboard.md").read_text())["Suite `s`"][1:]}
+    assert rows["a"] == f"**{100 * rec['scores']['test']['accuracy']['mean']:.1f} [85.0, 93.0]**"
+
+
+def test_records_of_another_dataset_spec_or_test_set_are_not_compared(tmp_path: Path) -> None:
+    results, tasks = tmp_path / "results", suites(tmp_path / "tasks", s=["t1"])
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 200)
+    _scored(results, "a", "t1", y, rng.random(200) < 0.9)
+    for enc, key in (("b", "dataset_sha256"), ("c", "spec_sha256")):
+        path = _scored(results, enc, "t1", y, rng.random(200) < 0.5)
+        rec = json.loads(path.read_text())
+        rec["task"][key] = "0" * 64
+        path.write_text(json.dumps(rec))
+        scores = np.eye(3)[y]
+        write_predictions(path, rec, [(np.arange(200), scores)], y)  # a valid sidecar of that other dataset
+    _scored(results, "d", "t1", y, rng.random(200) < 0.5)
+    _scored(results, "f", "t1", y[:100], rng.random(100) < 0.5)  # same dataset, other test clips
+    write_leaderboard(results, tasks, significance=True)
+    with (results / "leaderboard.csv").open(newline="") as fh:
+        status = {r["encoder"]: r["vs_best"] for r in csv.DictReader(fh)}
+    assert status == {"a": "best", "b": "n/a", "c": "n/a", "d": "significant", "f": "n/a"}
