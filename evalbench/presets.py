@@ -11,13 +11,12 @@ distinct table and a distinct record file, so an exploratory setting never sits
 in the standard table unannounced.  The version rises whenever a preset's
 values or the code that applies them change meaning.
 
-- ``evalbench`` (v3): the linear head solved to convergence (L-BFGS, L2
+- ``evalbench`` (v2): the linear head solved to convergence (L-BFGS, L2
   strength chosen on validation, :mod:`evalbench.probes.lbfgs`), train-only
   standardisation, the task's crop policy and validation rule, padding masked
   out of pooling, seeds 42–46.  v1 was the reference harness's Adam budget
   with a learning-rate grid, which under-trained low-dimensional probes
-  (issue 10); v2 stopped L-BFGS at a gradient of 1e-4, too early on large
-  problems (v3: 1e-6).
+  (issue 10).
 - ``evar`` (v1): the reference harness's linear evaluation as PROTOCOL.md §2
   describes it, *without* evalbench's fixes, so that the same weights on the
   same data give the reference's number and published EVAR-protocol numbers
@@ -146,7 +145,7 @@ EVAR_OVERRIDES = (
 PRESETS: dict[str, ProtocolPreset] = {
     "evalbench": ProtocolPreset(
         name="evalbench",
-        version=3,
+        version=2,
         probe_options={"linear": {"solver": "lbfgs"}},
         seeds=(42, 43, 44, 45, 46),
         description="linear head solved to convergence (L-BFGS), L2 strength chosen on validation; seeds 42-46",

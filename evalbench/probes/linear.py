@@ -128,7 +128,7 @@ class LinearProbe:
         solver: str = "adam",
         l2: tuple[float, ...] = DEFAULT_L2,
         l2_patience: int = 3,
-        tol: float = 1e-6,
+        tol: float = 1e-4,
         max_iter: int = 1000,
         loss_scale: str = "mean",
     ) -> None:
