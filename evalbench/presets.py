@@ -11,12 +11,13 @@ distinct table and a distinct record file, so an exploratory setting never sits
 in the standard table unannounced.  The version rises whenever a preset's
 values or the code that applies them change meaning.
 
-- ``evalbench`` (v2): the linear head solved to convergence (L-BFGS, L2
-  strength chosen on validation, :mod:`evalbench.probes.lbfgs`), train-only
-  standardisation, the task's crop policy and validation rule, padding masked
-  out of pooling, seeds 42–46.  v1 was the reference harness's Adam budget
-  with a learning-rate grid, which under-trained low-dimensional probes
-  (issue 10).
+- ``evalbench`` (v3): the linear head solved to convergence (Newton-CG to a
+  gradient of 1e-4 · l2, L2 strength chosen on validation,
+  :mod:`evalbench.probes.newton`), train-only standardisation, the task's crop
+  policy and validation rule, padding masked out of pooling, seeds 42–46.  v1
+  was the reference harness's Adam budget with a learning-rate grid, which
+  under-trained low-dimensional probes; v2 was L-BFGS to an absolute gradient
+  of 1e-4, which under-solved the weak end of the strength path (issue 10).
 - ``evar`` (v1): the reference harness's linear evaluation as PROTOCOL.md §2
   describes it, *without* evalbench's fixes, so that the same weights on the
   same data give the reference's number and published EVAR-protocol numbers
@@ -145,10 +146,10 @@ EVAR_OVERRIDES = (
 PRESETS: dict[str, ProtocolPreset] = {
     "evalbench": ProtocolPreset(
         name="evalbench",
-        version=2,
-        probe_options={"linear": {"solver": "lbfgs"}},
+        version=3,
+        probe_options={"linear": {"solver": "newton"}},
         seeds=(42, 43, 44, 45, 46),
-        description="linear head solved to convergence (L-BFGS), L2 strength chosen on validation; seeds 42-46",
+        description="linear head solved to convergence (Newton-CG), L2 strength chosen on validation; seeds 42-46",
     ),
     "evar": ProtocolPreset(
         name="evar",

@@ -54,6 +54,10 @@ import torch.nn.functional as F
 DEFAULT_L2 = tuple(float(10.0**e) for e in np.arange(0.0, -6.01, -0.5))
 L2_BOUNDS = (1e-8, 1e2)  # the furthest an edge extension goes
 STEP = 10.0**0.5  # half a decade
+Solver = Callable[
+    [torch.Tensor, torch.Tensor, float, torch.Tensor, torch.Tensor, bool, int, float],
+    tuple[torch.Tensor, torch.Tensor, int, bool],
+]
 
 
 @dataclass
@@ -149,6 +153,7 @@ def fit_path(
     patience: int = 3,
     max_iter: int = 1000,
     tol: float = 1e-4,
+    solver: Solver = solve,
 ) -> tuple[list[PathPoint], list[float]]:
     """Solve along the strength path (strong → weak), extending a grid whose best point sits on an edge.
 
@@ -161,8 +166,10 @@ def fit_path(
         multilabel: BCE instead of softmax cross-entropy.
         grid: Strengths, strongest first.
         patience: Points past the best before the path stops.
-        max_iter: L-BFGS iterations per strength.
-        tol: Convergence tolerance on the largest absolute gradient entry.
+        max_iter: Iterations per strength (of ``solver``).
+        tol: Convergence tolerance, in ``solver``'s convention.
+        solver: Solves one strength from a warm start: :func:`solve` (L-BFGS, absolute tolerance, protocol
+            v2) or :func:`evalbench.probes.newton.solve_newton` (tolerance relative to ``l2``, protocol v3).
 
     Returns:
         The solved points in path order, and the strengths added by edge extension.
@@ -173,7 +180,7 @@ def fit_path(
     points: list[PathPoint] = []
 
     def visit(l2: float, w: torch.Tensor, b: torch.Tensor) -> PathPoint:
-        w, b, iterations, converged = solve(x, y, l2, w, b, multilabel, max_iter, tol)
+        w, b, iterations, converged = solver(x, y, l2, w, b, multilabel, max_iter, tol)
         score, loss = valid_score(x_valid @ w + b)
         point = PathPoint(l2, score, loss, iterations, converged, w, b)
         points.append(point)
@@ -202,4 +209,4 @@ def fit_path(
     return points, added
 
 
-__all__ = ["DEFAULT_L2", "L2_BOUNDS", "PathPoint", "fit_path", "loss_and_grads", "row_space", "solve"]
+__all__ = ["DEFAULT_L2", "L2_BOUNDS", "PathPoint", "Solver", "fit_path", "loss_and_grads", "row_space", "solve"]

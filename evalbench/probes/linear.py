@@ -1,9 +1,12 @@
 """The linear probe: one ``Linear(D, C)``, trained by Adam with the lr chosen on validation, or to convergence.
 
-``solver="lbfgs"`` (the ``evalbench`` protocol preset) solves the L2-regularised
-logistic regression to convergence and chooses the strength on validation
-(:mod:`evalbench.probes.lbfgs`).  ``solver="adam"`` (the default of the class,
-the reference harness's algorithm) is described below.
+``solver="newton"`` (the ``evalbench`` protocol preset, v3) solves the
+L2-regularised logistic regression to convergence by Newton-CG and chooses the
+strength on validation (:mod:`evalbench.probes.lbfgs` for the path,
+:mod:`evalbench.probes.newton` for the solver); ``solver="lbfgs"`` is protocol
+v2's L-BFGS to an absolute gradient tolerance, kept to reproduce v2 records.
+``solver="adam"`` (the default of the class, the reference harness's
+algorithm) is described below.
 
 Adam protocol (PROTOCOL.md §2.2, the reference linear evaluation, with evalbench's
 fixes): PyTorch-default initialisation; standard mean cross-entropy for single
@@ -38,7 +41,8 @@ import torch
 
 from evalbench import metrics as M
 from evalbench.errors import MetricUndefinedError
-from evalbench.probes.lbfgs import DEFAULT_L2, fit_path, row_space
+from evalbench.probes.lbfgs import DEFAULT_L2, fit_path, row_space, solve
+from evalbench.probes.newton import solve_newton
 
 DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
@@ -100,13 +104,15 @@ class LinearProbe:
         patience: Epochs without validation improvement before stopping.
         batch_size: Mini-batch size cap (the batch is ``min(batch_size, n_train)``).
         weight_decay: Adam (L2) weight decay.
-        random_state: Seed of initialisation and batch order (Adam; L-BFGS does not depend on it).
+        random_state: Seed of initialisation and batch order (Adam; the path solvers do not depend on it).
         device: Torch device string.
-        solver: ``adam`` (minibatch, epoch budget, lr grid) or ``lbfgs`` (converged, L2 strength grid).
-        l2: L-BFGS: L2 strengths, strongest first (extended at an edge, bounded).
-        l2_patience: L-BFGS: path points past the best before stopping.
-        tol: L-BFGS: convergence tolerance on the largest absolute gradient entry.
-        max_iter: L-BFGS: iterations per strength.
+        solver: ``adam`` (minibatch, epoch budget, lr grid), ``newton`` (converged, L2 strength grid) or
+            ``lbfgs`` (the same path by L-BFGS to an absolute tolerance; protocol v2).
+        l2: Path solvers: L2 strengths, strongest first (extended at an edge, bounded).
+        l2_patience: Path solvers: path points past the best before stopping.
+        tol: Convergence tolerance on the largest absolute gradient entry: ``newton``, relative to the
+            strength (≤ ``tol · l2``, scikit-learn's convention); ``lbfgs``, absolute.
+        max_iter: ``newton`` / ``lbfgs``: iterations per strength.
         loss_scale: Adam, single-label and binary tasks: ``mean`` (standard mean cross-entropy, evalbench's fix)
             or ``per_class`` (cross-entropy ÷ C, the reference harness's −mean(one-hot · log-softmax) over
             clips × classes; the ``evar`` preset).  Adam is nearly scale-invariant, but not with ε and weight
@@ -132,8 +138,8 @@ class LinearProbe:
         max_iter: int = 1000,
         loss_scale: str = "mean",
     ) -> None:
-        if solver not in ("adam", "lbfgs"):
-            raise ValueError(f"linear probe: solver '{solver}' is not one of adam, lbfgs")
+        if solver not in ("adam", "newton", "lbfgs"):
+            raise ValueError(f"linear probe: solver '{solver}' is not one of adam, newton, lbfgs")
         if loss_scale not in ("mean", "per_class"):
             raise ValueError(f"linear probe: loss_scale '{loss_scale}' is not one of mean, per_class")
         self.loss_scale = loss_scale
@@ -151,8 +157,8 @@ class LinearProbe:
 
     @property
     def deterministic(self) -> bool:
-        """True when the fit does not depend on ``random_state`` (L-BFGS: zero start, full batch)."""
-        return self.solver == "lbfgs"
+        """True when the fit does not depend on ``random_state`` (Newton-CG, L-BFGS: zero start, full batch)."""
+        return self.solver in ("newton", "lbfgs")
 
     def get_params(self) -> dict[str, object]:
         """Hyperparameters, as passed to ``__init__``."""
@@ -218,8 +224,8 @@ class LinearProbe:
             ``best_epoch_``, ``valid_score_`` and ``grid_`` (per-point best
             validation score and epoch), and ``chosen_`` (what the record shows).
         """
-        if self.solver == "lbfgs":
-            return self._fit_lbfgs(x, y, x_valid, y_valid)
+        if self.solver in ("newton", "lbfgs"):
+            return self._fit_path(x, y, x_valid, y_valid)
         dev = torch.device(self.device)
         gen = torch.Generator().manual_seed(self.random_state)
         xt = torch.as_tensor(np.asarray(x, np.float32), device=dev)
@@ -273,7 +279,7 @@ class LinearProbe:
         self.chosen_ = {"lr": self.best_lr_, "epoch": self.best_epoch_, "grid": self.grid_}
         return self
 
-    def _fit_lbfgs(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> LinearProbe:
+    def _fit_path(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> LinearProbe:
         """Converged L2 logistic regression along the strength path, chosen on validation (module docstring)."""
         dev = torch.device(self.device)
         basis = row_space(x)  # fewer clips than dimensions: solve in the training row space (exact)
@@ -292,7 +298,7 @@ class LinearProbe:
 
         points, added = fit_path(
             features(x), yt, features(x_valid), valid_score, self.n_classes, multilabel, self.l2,
-            self.l2_patience, self.max_iter, self.tol,
+            self.l2_patience, self.max_iter, self.tol, solve_newton if self.solver == "newton" else solve,
         )  # fmt: skip
         pick = min(points, key=lambda p: (-p.valid, p.valid_loss))
         weight = pick.weight if v is None else v @ pick.weight

@@ -151,4 +151,4 @@ def test_run_with_the_evar_protocol_writes_its_own_record_and_table(env: Env) ->
     assert main(env.cli("run", "--encoder", "logmel", "--tasks", "synth_pitch")) == 0
     assert main(["leaderboard", "--results-dir", str(env.results)]) == 0
     board = (env.results / "leaderboard.md").read_text()
-    assert "evar-linear-v1" in board and "evalbench-linear-v2" in board  # one table per protocol
+    assert "evar-linear-v1" in board and "evalbench-linear-v3" in board  # one table per protocol

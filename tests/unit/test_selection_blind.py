@@ -1,9 +1,10 @@
 """Selection is blind to test labels: poisoning them changes the test score and nothing else.
 
 For every label type and split kind (single-label, binary and multi-label fixed splits; single-label and multi-label
-k-fold) and for both linear-probe solvers (``lbfgs``, the ``evalbench`` preset, and ``adam``), the protocol is run
-twice on the same embeddings: once with the true labels, once with the labels of the test rows *poisoned* (every
-single-label or binary label changed to another class, every multi-hot row flipped).  On the runs whose test rows are
+k-fold) and for every linear-probe solver (``newton``, the ``evalbench`` preset; ``lbfgs``, its v2; and ``adam``),
+the protocol is run twice on the same embeddings: once with the true labels, once with the labels of the test rows
+*poisoned* (every single-label or binary label changed to another class, every multi-hot row flipped).  On the runs
+whose test rows are
 the poisoned rows, everything that selection produces must be bit-for-bit identical — the validation draw, every
 grid candidate's validation score, the chosen hyperparameters, all validation metrics and the predictions on the test
 rows — while the test metrics must differ, which shows that the poison did reach the labels that are scored.
@@ -33,6 +34,7 @@ from evalbench.specs.task import load_task
 
 SEEDS = [42, 43]
 SOLVERS: dict[str, dict[str, Any]] = {
+    "newton": {"solver": "newton"},
     "lbfgs": {"solver": "lbfgs"},
     "adam": {"solver": "adam", "max_epochs": 30},
 }
