@@ -3,7 +3,7 @@
 # pretrain BYOL-A with the `smoke` recipe on the embedded
 # corpus (from scratch), score it beside its random twin (byola-smoke-init, the same network at step 0) and the log-mel baselines on the embedded synthetic suite
 # (recomputing every record, so a fresh machine reproduces the committed numbers) and regenerate
-# results/leaderboard.{md,csv,png}.  ./run_all.sh is the full regeneration (every method, ~45 minutes).
+# results/leaderboard.{md,csv,png}.  ./run_all.sh is the full regeneration (every method, ~35 minutes).
 # ENCODERS=... TASKS=... PRETRAIN=0 scripts/quickstart.sh [extra `evalbench run` flags, e.g. --seeds 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
