@@ -24,7 +24,8 @@ a fraction of the Python overhead.  Ties in the validation metric between
 grid points (common when a small validation set saturates) go to the point
 with the lower validation loss at its selected epoch.
 
-The class follows scikit-learn conventions: hyperparameters in ``__init__``,
+The class is a scikit-learn estimator (``BaseEstimator``: ``get_params``, ``set_params``,
+``sklearn.base.clone``): hyperparameters in ``__init__``,
 learned state (``coef_``, ``intercept_``, ``best_lr_``...) set by :meth:`fit`.
 It never sees test labels.
 """
@@ -35,9 +36,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 
 from evalbench import metrics as M
 from evalbench.errors import MetricUndefinedError
+from evalbench.probes.adam import StackedAdam
 from evalbench.probes.lbfgs import DEFAULT_L2, fit_path, row_space
 
 DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -51,44 +54,7 @@ def mean_loss(y: np.ndarray, proba: np.ndarray, label_type: str) -> float:
     return float(-np.mean(np.log(p[np.arange(len(y)), y])))
 
 
-class _Adam:
-    """Adam (Kingma & Ba, 2015) over stacked grid points, one learning rate per point.
-
-    Same update as ``torch.optim.Adam`` with L2 ``weight_decay`` added to the
-    gradient; parameters have the grid point as their first axis and ``lr`` has
-    one entry per point (0 freezes a point).  Written out because a single
-    tensor per parameter cannot carry several learning rates in torch.optim
-    (and importing torch.optim costs seconds per process).
-    """
-
-    def __init__(
-        self,
-        params: list[torch.Tensor],
-        lr: torch.Tensor,
-        weight_decay: float,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-    ) -> None:
-        self.params, self.lr, self.weight_decay, self.betas, self.eps = params, lr, weight_decay, betas, eps
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, grads: list[torch.Tensor]) -> None:
-        """Apply one update given the gradients of the parameters."""
-        self.t += 1
-        b1, b2 = self.betas
-        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
-            grad = g + self.weight_decay * p
-            m.mul_(b1).add_(grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            denom = (v / (1 - b2**self.t)).sqrt_().add_(self.eps)
-            lr = self.lr.view(-1, *([1] * (p.dim() - 1)))
-            p.sub_(lr / (1 - b1**self.t) * m / denom)
-
-
-class LinearProbe:
+class LinearProbe(BaseEstimator):
     """Linear classifier with validation-selected learning rate and early stopping.
 
     Args:
@@ -147,34 +113,12 @@ class LinearProbe:
         self.weight_decay = weight_decay
         self.random_state = random_state
         self.device = device
-        self.solver, self.l2, self.l2_patience, self.tol, self.max_iter = solver, tuple(l2), l2_patience, tol, max_iter
+        self.solver, self.l2, self.l2_patience, self.tol, self.max_iter = solver, l2, l2_patience, tol, max_iter
 
     @property
     def deterministic(self) -> bool:
         """True when the fit does not depend on ``random_state`` (L-BFGS: zero start, full batch)."""
         return self.solver == "lbfgs"
-
-    def get_params(self) -> dict[str, object]:
-        """Hyperparameters, as passed to ``__init__``."""
-        keys = (
-            "n_classes",
-            "label_type",
-            "metric",
-            "lrs",
-            "max_epochs",
-            "patience",
-            "batch_size",
-            "weight_decay",
-            "random_state",
-            "device",
-            "solver",
-            "l2",
-            "l2_patience",
-            "tol",
-            "max_iter",
-            "loss_scale",
-        )
-        return {k: getattr(self, k) for k in keys}
 
     def _grad_logits(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Gradient of each grid point's mean loss w.r.t. its logits ``(G, B, C)``.
@@ -233,7 +177,7 @@ class LinearProbe:
         b0 = (torch.rand(c, generator=gen) * 2 - 1) * bound
         weight = w0.to(dev).expand(g, d, c).clone()
         bias = b0.to(dev).expand(g, c).clone()
-        adam = _Adam([weight, bias], torch.tensor(self.lrs, dtype=torch.float32, device=dev), self.weight_decay)
+        adam = StackedAdam([weight, bias], torch.tensor(self.lrs, dtype=torch.float32, device=dev), self.weight_decay)
         batch = min(self.batch_size, n)
         best = np.full(g, -np.inf)
         best_loss = np.full(g, np.inf)
@@ -291,7 +235,7 @@ class LinearProbe:
             return self._score(y_valid, proba), self._valid_loss(y_valid, proba)
 
         points, added = fit_path(
-            features(x), yt, features(x_valid), valid_score, self.n_classes, multilabel, self.l2,
+            features(x), yt, features(x_valid), valid_score, self.n_classes, multilabel, tuple(self.l2),
             self.l2_patience, self.max_iter, self.tol,
         )  # fmt: skip
         pick = min(points, key=lambda p: (-p.valid, p.valid_loss))
