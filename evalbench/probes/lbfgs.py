@@ -56,7 +56,7 @@ STEP = 10.0**0.5  # half a decade
 
 @dataclass
 class PathPoint:
-    """One regularisation strength on the path."""
+    """One regularisation strength on the path (``valid``: the oriented, higher-is-better validation score)."""
 
     l2: float
     valid: float
@@ -147,20 +147,24 @@ def fit_path(
     patience: int = 3,
     max_iter: int = 1000,
     tol: float = 1e-6,
+    solver: Callable[[float, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, int, bool]] | None = None,
 ) -> tuple[list[PathPoint], list[float]]:
     """Solve along the strength path (strong → weak), extending a grid whose best point sits on an edge.
 
     Args:
         x: ``(n, D')`` float64 training features (already reduced to the row space).
-        y: Training targets (int64 classes, or float64 multi-hot).
+        y: Training targets (int64 classes, float64 multi-hot, or with ``solver`` standardised targets (n, 1)).
         x_valid: Validation features in the same coordinates.
-        valid_score: Maps validation logits to (primary metric, validation loss).
+        valid_score: Maps validation logits to (primary metric oriented higher-is-better, validation loss).
         n_classes: Number of outputs.
         multilabel: BCE instead of softmax cross-entropy.
         grid: Strengths, strongest first.
         patience: Points past the best before the path stops.
         max_iter: L-BFGS iterations per strength.
         tol: Convergence tolerance on the largest absolute gradient entry.
+        solver: ``(l2, weight, bias) -> (weight, bias, iterations, converged)`` replacing the L-BFGS solve of
+            ``y`` (the closed-form ridge of :mod:`evalbench.probes.ridge`); ``weight`` and ``bias`` are the
+            warm start.
 
     Returns:
         The solved points in path order, and the strengths added by edge extension.
@@ -171,7 +175,10 @@ def fit_path(
     points: list[PathPoint] = []
 
     def visit(l2: float, w: torch.Tensor, b: torch.Tensor) -> PathPoint:
-        w, b, iterations, converged = solve(x, y, l2, w, b, multilabel, max_iter, tol)
+        if solver is None:
+            w, b, iterations, converged = solve(x, y, l2, w, b, multilabel, max_iter, tol)
+        else:
+            w, b, iterations, converged = solver(l2, w, b)
         score, loss = valid_score(x_valid @ w + b)
         point = PathPoint(l2, score, loss, iterations, converged, w, b)
         points.append(point)
