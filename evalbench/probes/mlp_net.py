@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from evalbench.utils.hashing import sha256_json
 
@@ -100,9 +101,15 @@ class StackedMLP:
 
     Build one with :meth:`initialise` (fresh candidates) or :meth:`stack`
     (saved candidate states).  ``tensors`` holds, per hidden layer ``i``,
-    ``w{i}`` ``(G, in, w)``, ``b{i}``, ``gamma{i}``, ``beta{i}``, ``mean{i}``,
-    ``var{i}`` ``(G, w)``, and the output layer ``w_out`` ``(G, in, C)``,
-    ``b_out`` ``(G, C)``.
+    ``w{i}`` ``(G, w, in)`` (``nn.Linear``'s layout), ``b{i}``, ``gamma{i}``,
+    ``beta{i}``, ``mean{i}``, ``var{i}`` ``(G, w)``, and the output layer
+    ``w_out`` ``(G, C, in)``, ``b_out`` ``(G, C)``.
+
+    Activations are held feature-major, ``(G, features, B)``: each layer is
+    ``W @ h`` batched over candidates, and the ``G × w`` (candidate, feature)
+    pairs of a hidden layer are exactly the channels of one native
+    ``torch.nn.functional.batch_norm`` call over the batch, which updates the
+    running statistics in place.
 
     Args:
         tensors: The named stacked tensors.
@@ -145,7 +152,7 @@ class StackedMLP:
             for i in range(hidden + 1):
                 w = torch.empty(dims[i + 1], dims[i])  # nn.Linear's (out, in) layout and draw order
                 init(w, gain=layer_gain(i, hidden), generator=gen)
-                draws[i].append(w.T)
+                draws[i].append(w)
         g = len(candidates)
 
         def zeros(n: int) -> torch.Tensor:
@@ -191,27 +198,25 @@ class StackedMLP:
             self.generators = [self.generators[k] for k in keep]
 
     def _batch_norm(self, i: int, h: torch.Tensor, training: bool) -> torch.Tensor:
+        """Per-candidate BatchNorm1d of ``h`` ``(G, w, B)``: one channel per (candidate, feature)."""
+        g, w, b = h.shape
         t = self.tensors
-        if training:
-            var, mean = torch.var_mean(h, dim=1, correction=0, keepdim=True)
-            with torch.no_grad():
-                n = h.shape[1]
-                t[f"mean{i}"].mul_(1 - BN_MOMENTUM).add_(mean.squeeze(1), alpha=BN_MOMENTUM)
-                t[f"var{i}"].mul_(1 - BN_MOMENTUM).add_(var.squeeze(1), alpha=BN_MOMENTUM * n / max(n - 1, 1))
-        else:
-            mean, var = t[f"mean{i}"].unsqueeze(1), t[f"var{i}"].unsqueeze(1)
-        return (h - mean) * torch.rsqrt(var + BN_EPS) * t[f"gamma{i}"].unsqueeze(1) + t[f"beta{i}"].unsqueeze(1)
+        out = F.batch_norm(
+            h.reshape(1, g * w, b), t[f"mean{i}"].view(-1), t[f"var{i}"].view(-1), t[f"gamma{i}"].reshape(-1),
+            t[f"beta{i}"].reshape(-1), training, BN_MOMENTUM, BN_EPS,
+        )  # fmt: skip
+        return out.view(g, w, b)
 
     def _dropout(self, h: torch.Tensor) -> torch.Tensor:
+        """Per-candidate dropout of ``h`` ``(G, w, B)``; masks drawn as ``nn.Dropout`` draws them on ``(B, w)``."""
         if self.generators is None or not bool((self.dropout > 0).any()):
             return h
-        masks = []
-        for p, gen in zip(self.dropout.tolist(), self.generators, strict=True):
-            mask = torch.ones(h.shape[1:], dtype=h.dtype)
+        g, w, b = h.shape
+        masks = torch.ones(g, b, w, dtype=h.dtype)
+        for k, (p, gen) in enumerate(zip(self.dropout.tolist(), self.generators, strict=True)):
             if p > 0:  # torch.nn.Dropout on CPU: bernoulli(1 - p), divided by 1 - p
-                mask = torch.empty(h.shape[1:], dtype=h.dtype).bernoulli_(1 - p, generator=gen).div_(1 - p)
-            masks.append(mask)
-        return h * torch.stack(masks).to(h.device)
+                masks[k].bernoulli_(1 - p, generator=gen).div_(1 - p)
+        return h * masks.to(h.device).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
         """Logits ``(G, B, C)`` of every candidate for the shared inputs ``x`` ``(B, D)``.
@@ -221,14 +226,14 @@ class StackedMLP:
             training: Batch statistics (and running-statistic updates) and dropout, or running statistics.
         """
         t = self.tensors
-        h = x.unsqueeze(0).expand(len(self), *x.shape)
+        h = x.T.unsqueeze(0).expand(len(self), *x.T.shape)  # (G, D, B), no copy
         for i in range(self.hidden_layers):
-            h = torch.baddbmm(t[f"b{i}"].unsqueeze(1), h, t[f"w{i}"])
+            h = torch.baddbmm(t[f"b{i}"].unsqueeze(2), t[f"w{i}"], h)
             h = self._batch_norm(i, h, training)
             if training:
                 h = self._dropout(h)
             h = torch.relu(h)
-        return torch.baddbmm(t["b_out"].unsqueeze(1), h, t["w_out"])
+        return torch.baddbmm(t["b_out"].unsqueeze(2), t["w_out"], h).transpose(1, 2)
 
 
 __all__ = ["INITS", "Candidate", "StackedMLP", "layer_gain"]

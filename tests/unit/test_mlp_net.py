@@ -30,8 +30,8 @@ def parts(model: nn.Sequential) -> tuple[list[nn.Linear], list[nn.BatchNorm1d]]:
 
 
 def candidate_params(net: StackedMLP, k: int) -> list[torch.Tensor]:
-    """Candidate ``k``'s parameters in nn.Sequential.parameters() order, weights in nn.Linear's (out, in) layout."""
-    return [p[k].T if p.dim() == 3 else p[k] for p in net.parameters()]
+    """Candidate ``k``'s parameters, in nn.Sequential.parameters() order and nn.Linear's (out, in) layout."""
+    return [p[k] for p in net.parameters()]
 
 
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-10), (torch.float32, 1e-5)])
@@ -56,7 +56,7 @@ def test_stack_equals_separate_sequentials(dtype: torch.dtype, tol: float, hidde
             ref_grads = torch.autograd.grad(F.cross_entropy(ref, y), list(model.parameters()))
             # net.parameters() is in nn.Sequential.parameters() order: w0 b0 gamma0 beta0 ... w_out b_out
             for g, g_ref in zip(grads, ref_grads, strict=True):
-                torch.testing.assert_close(g[k].T if g.dim() == 3 else g[k], g_ref, rtol=tol, atol=tol)
+                torch.testing.assert_close(g[k], g_ref, rtol=tol, atol=tol)
     for k, model in enumerate(models):
         for i, bn in enumerate(parts(model)[1]):
             torch.testing.assert_close(net.tensors[f"mean{i}"][k], bn.running_mean, rtol=tol, atol=tol)
