@@ -11,15 +11,16 @@ distinct table and a distinct record file, so an exploratory setting never sits
 in the standard table unannounced.  The version rises whenever a preset's
 values or the code that applies them change meaning.
 
-- ``evalbench`` (v3): the linear head solved to convergence (L-BFGS, L2
-  strength chosen on validation, :mod:`evalbench.probes.lbfgs`), train-only
-  standardisation, the task's crop policy and validation rule, padding masked
-  out of pooling, seeds 42–46.  v1 was the reference harness's Adam budget
-  with a learning-rate grid, which under-trained low-dimensional probes
-  (issue 10); v2 stopped L-BFGS at a gradient of 1e-4, too early on large
-  problems (v3: 1e-6).  Its ``mlp`` probe searches 8 Optuna trials (TPE,
-  median pruning) per rotation on that rotation's validation rows, and its
-  ``knn`` probe chooses k on validation; both on standardised embeddings.
+- ``evalbench`` (v3): the linear head solved to convergence (Newton-CG to a
+  gradient of 1e-4 · l2, L2 strength chosen on validation,
+  :mod:`evalbench.probes.newton`), train-only standardisation, the task's crop
+  policy and validation rule, padding masked out of pooling, seeds 42–46.  v1
+  was the reference harness's Adam budget with a learning-rate grid, which
+  under-trained low-dimensional probes; v2 was L-BFGS to an absolute gradient
+  of 1e-4, which under-solved the weak end of the strength path (issue 10).
+  Its ``mlp`` probe searches 8 Optuna trials (TPE, median pruning) per
+  rotation on that rotation's validation rows, and its ``knn`` probe chooses k
+  on validation; both on standardised embeddings.
 - ``hear`` (v1): HEAR's MLP protocol (PROTOCOL.md §3; Turian et al., HEAR,
   PMLR 176, 2022): its default grid (8 of 16 points, no linear point), batch
   1024, ≤ 500 epochs checked every 3 with patience 20, embeddings as the
@@ -165,9 +166,9 @@ PRESETS: dict[str, ProtocolPreset] = {
     "evalbench": ProtocolPreset(
         name="evalbench",
         version=3,
-        probe_options={"linear": {"solver": "lbfgs"}, "mlp": {"search": "optuna", "trials": 8}, "knn": {}},
+        probe_options={"linear": {"solver": "newton"}, "mlp": {"search": "optuna", "trials": 8}, "knn": {}},
         seeds=(42, 43, 44, 45, 46),
-        description="linear head solved to convergence (L-BFGS), L2 strength chosen on validation; seeds 42-46",
+        description="linear head solved to convergence (Newton-CG), L2 strength chosen on validation; seeds 42-46",
     ),
     "evar": ProtocolPreset(
         name="evar",

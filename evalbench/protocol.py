@@ -19,7 +19,7 @@ test clips (:func:`evalbench.uncertainty.bootstrap_ci`): seeds measure the
 probe's randomness, the interval how much the number would move on another
 draw of test clips of the same kind.
 
-A deterministic probe (``probe.deterministic``, e.g. the L-BFGS linear head) is
+A deterministic probe (``probe.deterministic``, e.g. the converged linear head) is
 fitted once per distinct (training rows, validation rows) and reused by every
 seed that draws the same rows: on a fixed-split task all seeds then give one
 number, and seeds matter only where they change the validation draw.

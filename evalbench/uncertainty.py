@@ -128,6 +128,21 @@ def _resample(
     return total / n_runs[:, None]
 
 
+def _check(n_boot: int, level: float) -> None:
+    if not 0.0 < level < 1.0 or n_boot < 1:
+        raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got level={level}, n_boot={n_boot}")
+
+
+def _percentile(reps: np.ndarray, n_boot: int, level: float, seed: int) -> dict | None:
+    """Percentile interval of the defined replicates, or None past :data:`MAX_DROPPED` undefined ones."""
+    reps = reps[~np.isnan(reps)]
+    if len(reps) == 0 or n_boot - len(reps) > MAX_DROPPED * n_boot:
+        return None
+    low, high = np.quantile(reps, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return {"low": float(low), "high": float(high), "level": level, "n_boot": n_boot, "n_used": len(reps),
+            "seed": seed}  # fmt: skip
+
+
 def bootstrap_ci(
     y: np.ndarray,
     runs: list[tuple[np.ndarray, np.ndarray]],
@@ -155,24 +170,12 @@ def bootstrap_ci(
         ``{"low", "high", "level", "n_boot", "n_used", "seed", "method"}``, or ``None`` when there is no run or
         more than 5 % of the replicates had an undefined metric.
     """
-    if not 0.0 < level < 1.0 or n_boot < 1:
-        raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got level={level}, n_boot={n_boot}")
+    _check(n_boot, level)
     if not runs:
         return None
     reps = _replicates(y, _strata(runs), metric, label_type, n_boot, np.random.default_rng(seed))
-    reps = reps[~np.isnan(reps)]
-    if len(reps) == 0 or n_boot - len(reps) > MAX_DROPPED * n_boot:
-        return None
-    low, high = np.quantile(reps, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return {
-        "low": float(low),
-        "high": float(high),
-        "level": level,
-        "n_boot": n_boot,
-        "n_used": len(reps),
-        "seed": seed,
-        "method": METHOD,
-    }
+    interval = _percentile(reps, n_boot, level, seed)
+    return None if interval is None else {**interval, "method": METHOD}
 
 
 def _paired_strata(arms: Sequence[list[tuple[np.ndarray, np.ndarray]]]) -> list[PairedStratum]:
@@ -244,8 +247,7 @@ def paired_differences(
         ValueError: Fewer than two arms, an arm without runs, or arms not on the same test rows (the message
             names the folds that differ).
     """
-    if not 0.0 < level < 1.0 or n_boot < 1:
-        raise ValueError(f"need 0 < level < 1 and n_boot >= 1, got level={level}, n_boot={n_boot}")
+    _check(n_boot, level)
     if len(arms) < 2 or not all(arms):
         raise ValueError(f"need two or more arms, each with runs; got {[len(runs) for runs in arms]} runs")
     strata = _paired_strata(arms)
@@ -256,25 +258,12 @@ def paired_differences(
         return [None] * len(arms)
     out: list[dict | None] = [None]
     for a in range(1, len(arms)):
-        diff = reps[0] - reps[a]
-        diff = diff[~np.isnan(diff)]
-        if len(diff) == 0 or n_boot - len(diff) > MAX_DROPPED * n_boot:
-            out.append(None)
-            continue
-        low, high = np.quantile(diff, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-        out.append(
-            {
-                "difference": observed[0] - observed[a],
-                "low": float(low),
-                "high": float(high),
-                "significant": bool(low > 0.0 or high < 0.0),
-                "level": level,
-                "n_boot": n_boot,
-                "n_used": len(diff),
-                "seed": seed,
-                "method": PAIRED_METHOD,
-            }
-        )
+        interval = _percentile(reps[0] - reps[a], n_boot, level, seed)
+        if interval is not None:
+            significant = interval["low"] > 0.0 or interval["high"] < 0.0
+            interval = {"difference": observed[0] - observed[a], **interval, "significant": bool(significant),
+                        "method": PAIRED_METHOD}  # fmt: skip
+        out.append(interval)
     return out
 
 

@@ -76,6 +76,38 @@ class SampleCNN(nn.Module):
             raise ValueError(f"SampleCNN takes {CHUNK_SAMPLES}-sample chunks, got {chunks.shape[-1]}")
         return self.sequential(chunks[:, None]).flatten(1)
 
+    def zero_activations(self) -> list[torch.Tensor]:
+        """Every layer's activation ``(1, C, N)`` for an all-zero chunk, input first (for :meth:`forward_prefix`)."""
+        h = torch.zeros(1, 1, CHUNK_SAMPLES, device=self.sequential[0][0].weight.device)
+        acts = [h]
+        for block in self.sequential:
+            h = block(h)
+            acts.append(h)
+        return acts
+
+    def forward_prefix(self, chunks: torch.Tensor, length: int, zeros: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`forward` of chunks that are zero from sample ``length`` on, computing only what the audio reaches.
+
+        A 1 s clip zero-padded to one 2.68 s chunk is 63 % zeros.  Past the receptive field of the audio, every
+        layer's activation equals its activation for an all-zero chunk (``zeros``, from :meth:`zero_activations`
+        with the same weights), right edge included; so each layer is run only on the prefix the audio reaches
+        (stem: ``ceil(length/3)`` positions; a padded conv: one more; a pool: ``ceil(·/3)``), its input completed
+        from ``zeros`` up to the next pool window and one position of conv context.  Equal to :meth:`forward`
+        within float rounding (38 % of its multiply-adds for a 1 s clip).  Eval mode only (BatchNorm statistics).
+        """
+        blocks = list(self.sequential)
+        h = min(max(1, -(-length // 3)), zeros[1].shape[-1])
+        act = blocks[0](chunks[:, None, : 3 * h])  # stride-3, unpadded stem: output j reads samples 3j … 3j+2
+        for i, block in enumerate(blocks[1:], start=1):
+            n_in, n_out = zeros[i].shape[-1], zeros[i + 1].shape[-1]
+            pooled = len(block) == 4
+            h_out = min(-(-(h + 1) // 3) if pooled else h + 1, n_out)
+            need = min(n_in, 3 * h_out + 3 if pooled else h_out + 1)  # pool windows + one position of conv context
+            if h < need:
+                act = torch.cat([act, zeros[i][:, :, h:need].expand(act.shape[0], -1, -1)], dim=2)
+            act, h = block(act[:, :, :need])[:, :, :h_out], h_out
+        return act.flatten(1)
+
 
 def chunk_counts(lengths: torch.Tensor) -> torch.Tensor:
     """Chunks per clip: whole 59,049-sample chunks, at least one (short clips are zero-padded)."""
@@ -87,13 +119,16 @@ class ClmrEncoder(FrozenEncoder):
 
     Args:
         options: Adapter options (seed of the random twin).
-        chunk_batch: Most chunks encoded in one forward pass (bounds memory on long clips).
+        chunk_batch: Most chunks encoded in one forward pass (bounds memory on long clips).  None (default): 1 on
+            CPU, where a chunk's first-layer activations (128 × 19,683 floats, 10 MB) stay cache-resident and one
+            chunk at a time measured 2x faster than 32 (and makes every clip's embedding bit-independent of its
+            batch); 64 elsewhere (GPUs want the batch).
     """
 
-    VERSION = 1
+    VERSION = 2  # 2: one chunk per forward on CPU, zero tails not recomputed (v1 rounding differs by < 1e-6)
     FAMILY = FAMILY
 
-    def __init__(self, options: ClmrOptions, chunk_batch: int = 64) -> None:
+    def __init__(self, options: ClmrOptions, chunk_batch: int | None = None) -> None:
         super().__init__()
         self.options = options
         self.chunk_batch = chunk_batch
@@ -120,7 +155,16 @@ class ClmrEncoder(FrozenEncoder):
         chunks = wav.reshape(b, n_chunks, CHUNK_SAMPLES)
         mask = torch.arange(n_chunks, device=waveforms.device)[None, :] < counts[:, None]
         valid = chunks[mask]  # only chunks with real audio are encoded
-        out = torch.cat([self.net(part) for part in valid.split(self.chunk_batch)])
+        own = torch.minimum(lengths[:, None] - CHUNK_SAMPLES * torch.arange(n_chunks, device=lengths.device),
+                            torch.tensor(CHUNK_SAMPLES, device=lengths.device))[mask]  # fmt: skip
+        step = self.chunk_batch or (1 if valid.device.type == "cpu" else 64)
+        zeros = None if self.training or bool((own >= CHUNK_SAMPLES).all()) else self.net.zero_activations()
+        parts = []
+        for part, part_len in zip(valid.split(step), own.split(step), strict=True):
+            longest = int(part_len.max())
+            full = zeros is None or longest >= CHUNK_SAMPLES
+            parts.append(self.net(part) if full else self.net.forward_prefix(part, longest, zeros))
+        out = torch.cat(parts)
         emb = out.new_zeros(b, n_chunks, EMBED_DIM)
         emb[mask] = out
         return Frames(emb, mask)

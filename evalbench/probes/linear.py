@@ -1,9 +1,12 @@
 """The linear probe: one ``Linear(D, C)``, trained by Adam with the lr chosen on validation, or to convergence.
 
-``solver="lbfgs"`` (the ``evalbench`` protocol preset) solves the L2-regularised
-logistic regression to convergence and chooses the strength on validation
-(:mod:`evalbench.probes.lbfgs`).  ``solver="adam"`` (the default of the class,
-the reference harness's algorithm) is described below.
+``solver="newton"`` (the ``evalbench`` protocol preset, v3) solves the
+L2-regularised logistic regression to convergence by Newton-CG and chooses the
+strength on validation (:mod:`evalbench.probes.lbfgs` for the path,
+:mod:`evalbench.probes.newton` for the solver); ``solver="lbfgs"`` is protocol
+v2's L-BFGS to an absolute gradient tolerance, kept to reproduce v2 records.
+``solver="adam"`` (the default of the class, the reference harness's
+algorithm) is described below.
 
 Adam protocol (PROTOCOL.md §2.2, the reference linear evaluation, with evalbench's
 fixes): PyTorch-default initialisation; standard mean cross-entropy for single
@@ -24,7 +27,7 @@ a fraction of the Python overhead.  Ties in the validation metric between
 grid points (common when a small validation set saturates) go to the point
 with the lower validation loss at its selected epoch.
 
-Regression tasks (``label_type="regression"``, ``n_classes=1``): ``solver="lbfgs"``
+Regression tasks (``label_type="regression"``, ``n_classes=1``): ``newton`` or ``lbfgs``
 fits ridge regression on standardised targets fitted on train only, in closed
 form along the same strength path, chosen on validation by the primary metric
 (:mod:`evalbench.probes.ridge`); :meth:`LinearProbe.predict` returns ``(n,)``
@@ -50,7 +53,8 @@ from sklearn.base import BaseEstimator
 from evalbench import metrics as M
 from evalbench.errors import MetricUndefinedError
 from evalbench.probes.adam import StackedAdam
-from evalbench.probes.lbfgs import DEFAULT_L2, PathPoint, fit_path, row_space
+from evalbench.probes.lbfgs import DEFAULT_L2, PathPoint, fit_path, row_space, solve
+from evalbench.probes.newton import solve_newton
 from evalbench.probes.ridge import ridge_solver, target_scaling
 
 DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -94,13 +98,15 @@ class LinearProbe(BaseEstimator):
         patience: Epochs without validation improvement before stopping.
         batch_size: Mini-batch size cap (the batch is ``min(batch_size, n_train)``).
         weight_decay: Adam (L2) weight decay.
-        random_state: Seed of initialisation and batch order (Adam; L-BFGS does not depend on it).
+        random_state: Seed of initialisation and batch order (Adam; the path solvers do not depend on it).
         device: Torch device string.
-        solver: ``adam`` (minibatch, epoch budget, lr grid) or ``lbfgs`` (converged, L2 strength grid).
-        l2: L-BFGS: L2 strengths, strongest first (extended at an edge, bounded).
-        l2_patience: L-BFGS: path points past the best before stopping.
-        tol: L-BFGS: convergence tolerance on the largest absolute gradient entry.
-        max_iter: L-BFGS: iterations per strength.
+        solver: ``adam`` (minibatch, epoch budget, lr grid), ``newton`` (converged, L2 strength grid) or
+            ``lbfgs`` (the same path by L-BFGS to an absolute tolerance; protocol v2).
+        l2: Path solvers: L2 strengths, strongest first (extended at an edge, bounded).
+        l2_patience: Path solvers: path points past the best before stopping.
+        tol: Convergence tolerance on the largest absolute gradient entry: ``newton``, relative to the
+            strength (≤ ``tol · l2``, scikit-learn's convention); ``lbfgs``, absolute.
+        max_iter: ``newton`` / ``lbfgs``: iterations per strength.
         loss_scale: Adam, single-label and binary tasks: ``mean`` (standard mean cross-entropy, evalbench's fix)
             or ``per_class`` (cross-entropy ÷ C, the reference harness's −mean(one-hot · log-softmax) over
             clips × classes; the ``evar`` preset).  Adam is nearly scale-invariant, but not with ε and weight
@@ -122,12 +128,12 @@ class LinearProbe(BaseEstimator):
         solver: str = "adam",
         l2: tuple[float, ...] = DEFAULT_L2,
         l2_patience: int = 3,
-        tol: float = 1e-6,
+        tol: float = 1e-4,
         max_iter: int = 1000,
         loss_scale: str = "mean",
     ) -> None:
-        if solver not in ("adam", "lbfgs"):
-            raise ValueError(f"linear probe: solver '{solver}' is not one of adam, lbfgs")
+        if solver not in ("adam", "newton", "lbfgs"):
+            raise ValueError(f"linear probe: solver '{solver}' is not one of adam, newton, lbfgs")
         if loss_scale not in ("mean", "per_class"):
             raise ValueError(f"linear probe: loss_scale '{loss_scale}' is not one of mean, per_class")
         self.loss_scale = loss_scale
@@ -145,8 +151,8 @@ class LinearProbe(BaseEstimator):
 
     @property
     def deterministic(self) -> bool:
-        """True when the fit does not depend on ``random_state`` (L-BFGS: zero start, full batch)."""
-        return self.solver == "lbfgs"
+        """True when the fit does not depend on ``random_state`` (Newton-CG, L-BFGS: zero start, full batch)."""
+        return self.solver in ("newton", "lbfgs")
 
     def _grad_logits(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Gradient of each grid point's mean loss w.r.t. its logits ``(G, B, C)``.
@@ -194,14 +200,14 @@ class LinearProbe(BaseEstimator):
             ValueError: A regression task with ``solver="adam"``.
         """
         if self.label_type == "regression":
-            if self.solver != "lbfgs":
+            if self.solver not in ("newton", "lbfgs"):
                 raise ValueError(
-                    f"linear probe: solver '{self.solver}' does not fit regression tasks; use solver 'lbfgs' "
+                    f"linear probe: solver '{self.solver}' does not fit regression tasks; use solver 'newton' "
                     "(the evalbench preset: closed-form ridge regression along the L2 path)"
                 )
             return self._fit_ridge(x, y, x_valid, y_valid)
-        if self.solver == "lbfgs":
-            return self._fit_lbfgs(x, y, x_valid, y_valid)
+        if self.solver in ("newton", "lbfgs"):
+            return self._fit_path(x, y, x_valid, y_valid)
         dev = torch.device(self.device)
         gen = torch.Generator().manual_seed(self.random_state)
         xt = torch.as_tensor(np.asarray(x, np.float32), device=dev)
@@ -255,7 +261,7 @@ class LinearProbe(BaseEstimator):
         self.chosen_ = {"lr": self.best_lr_, "epoch": self.best_epoch_, "grid": self.grid_}
         return self
 
-    def _fit_lbfgs(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> LinearProbe:
+    def _fit_path(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> LinearProbe:
         """Converged L2 logistic regression along the strength path, chosen on validation (module docstring)."""
         dev = torch.device(self.device)
         v, features = _row_features(x, dev)
@@ -268,7 +274,7 @@ class LinearProbe(BaseEstimator):
 
         points, added = fit_path(
             features(x), yt, features(x_valid), valid_score, self.n_classes, multilabel, tuple(self.l2),
-            self.l2_patience, self.max_iter, self.tol,
+            self.l2_patience, self.max_iter, self.tol, solve_newton if self.solver == "newton" else solve,
         )  # fmt: skip
         pick = self._choose(points, added, x.shape[1] if v is None else v.shape[1])
         weight = pick.weight if v is None else v @ pick.weight

@@ -30,12 +30,12 @@ same strength grid means the same amount of shrinkage per clip.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
-Solver = Callable[[float, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, int, bool]]
+from evalbench.probes.lbfgs import Solver
+
 
 
 def target_scaling(y: np.ndarray) -> tuple[float, float]:
@@ -54,7 +54,8 @@ def target_scaling(y: np.ndarray) -> tuple[float, float]:
 def ridge_solver(x: torch.Tensor, t: torch.Tensor) -> Solver:
     """Closed-form ridge solves at any strength on features ``x`` ``(n, k)`` and targets ``t`` ``(n, 1)``.
 
-    The returned function maps ``(l2, weight, bias)`` (the warm start, unused: the solve is exact) to
+    The returned :data:`~evalbench.probes.lbfgs.Solver` ignores its features, targets, warm start, iteration
+    budget and tolerance (the solve is exact, on the ``x`` and ``t`` given here) and returns
     ``(weight (k, 1), bias (1,), 0, True)``, the minimiser of ``1/(2n) ‖t − xw − b‖² + l2/2 ‖w‖²``.
     """
     n = x.shape[0]
@@ -64,7 +65,9 @@ def ridge_solver(x: torch.Tensor, t: torch.Tensor) -> Solver:
     rhs = xc.T @ (t - t_mean)
     eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
 
-    def solve_at(l2: float, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    def solve_at(
+        _x: torch.Tensor, _y: torch.Tensor, l2: float, _w: torch.Tensor, _b: torch.Tensor, *_: object
+    ) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
         system = gram + n * l2 * eye
         factor, info = torch.linalg.cholesky_ex(system)
         w = torch.cholesky_solve(rhs, factor) if int(info) == 0 else torch.linalg.lstsq(system, rhs).solution
@@ -73,4 +76,4 @@ def ridge_solver(x: torch.Tensor, t: torch.Tensor) -> Solver:
     return solve_at
 
 
-__all__ = ["Solver", "ridge_solver", "target_scaling"]
+__all__ = ["ridge_solver", "target_scaling"]

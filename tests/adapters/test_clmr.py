@@ -40,6 +40,35 @@ def test_samplecnn_layout_and_output() -> None:
         net(torch.randn(1, 1000))
 
 
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 100, 9_841, 22_050, 44_100, CHUNK_SAMPLES - 1, CHUNK_SAMPLES])
+def test_the_prefix_forward_equals_the_full_forward_of_a_zero_padded_chunk(length: int) -> None:
+    """Only what the audio reaches is computed; the rest is the all-zero chunk's activation (exact up to rounding)."""
+    torch.manual_seed(1)
+    net = SampleCNN()
+    for m in net.modules():  # BatchNorm statistics far from the identity, as after pretraining
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.bias.data.uniform_(-0.2, 0.2)
+    net.eval()
+    x = torch.randn(3, CHUNK_SAMPLES) * (torch.arange(CHUNK_SAMPLES) < length)
+    with torch.inference_mode():
+        full = net(x)
+        prefix = net.forward_prefix(x, length, net.zero_activations())
+    torch.testing.assert_close(prefix, full, rtol=1e-5, atol=1e-5 * float(full.abs().max()))
+
+
+def test_short_clips_take_the_prefix_path_and_match_one_full_chunk_each(enc: ClmrEncoder) -> None:
+    wav, lengths = _clips([0.3, 1.0, 2.0, 3.0, 6.0])
+    with torch.inference_mode():
+        out = enc.encode(wav, lengths)
+        for i, n in enumerate(lengths.tolist()):
+            k = max(1, n // CHUNK_SAMPLES)
+            own = torch.nn.functional.pad(wav[i, :n], (0, max(0, k * CHUNK_SAMPLES - n)))[: k * CHUNK_SAMPLES]
+            ref = enc.net(own.reshape(k, CHUNK_SAMPLES))
+            torch.testing.assert_close(out.embeddings[i, :k], ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
 def test_chunk_counts() -> None:
     seconds = torch.tensor([0.5, 2.0, 3.0, 6.0, 30.0])
     assert chunk_counts((seconds * SR).long()).tolist() == [1, 1, 1, 2, 11]  # whole chunks; tails dropped

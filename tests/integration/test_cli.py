@@ -29,7 +29,7 @@ def test_run_writes_records_and_leaderboard(env: Env, capsys: pytest.CaptureFixt
     assert rec["schema_version"] == 1 and rec["seeds"] == [42, 43]
     assert rec["task"]["version"] == 1 and rec["task"]["classes"][0] == "additive"
     assert len(rec["runs"]) == 2 * 5 and {r["fold"] for r in rec["runs"]} == {1, 2, 3, 4, 5}
-    assert rec["probe"]["protocol"] == "evalbench-linear-v3" and rec["probe"]["config"]["solver"] == "lbfgs"
+    assert rec["probe"]["protocol"] == "evalbench-linear-v3" and rec["probe"]["config"]["solver"] == "newton"
     assert rec["probe"]["preset"] == "evalbench" and rec["probe"]["deviations"] == {}
     assert all(r["chosen"]["converged"] for r in rec["runs"])  # each chosen probe solved to tolerance
     assert len(rec["encoder"]["fingerprint"]) == 64 and rec["encoder"]["embedding_dim"] == 128

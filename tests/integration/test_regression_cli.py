@@ -17,7 +17,7 @@ def test_regression_run_writes_four_metrics_a_ci_and_a_leaderboard(env: Env) -> 
     path = env.results / "logmel" / "synth_pitch_reg.linear.json"
     rec = json.loads(path.read_text())
     assert rec["task"]["label_type"] == "regression" and rec["task"]["classes"] == []
-    assert rec["task"]["primary_metric"] == "r2" and rec["probe"]["config"]["solver"] == "lbfgs"
+    assert rec["task"]["primary_metric"] == "r2" and rec["probe"]["config"]["solver"] == "newton"
     test = rec["scores"]["test"]
     assert set(test) == {"r2", "spearman", "mae", "rmse"}
     assert 0.0 < test["mae"]["mean"] <= test["rmse"]["mean"]  # in semitones; MAE never exceeds RMSE

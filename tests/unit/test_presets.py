@@ -16,14 +16,14 @@ def test_the_default_preset_as_published_keeps_the_plain_id_and_file() -> None:
     ident = identity(preset, "linear", probe_config(preset, "linear"))
     assert ident == {"protocol": "evalbench-linear-v3", "preset": "evalbench", "version": 3, "deviations": {}}
     assert record_file(Path("r"), "enc", "task", "linear", ident) == Path("r/enc/task.linear.json")
-    assert probe_config(preset, "linear")["solver"] == "lbfgs" and len(preset.seeds) == 5
+    assert probe_config(preset, "linear")["solver"] == "newton" and len(preset.seeds) == 5
 
 
 def test_any_option_off_the_preset_gets_its_own_id_table_and_file() -> None:
     preset = get_preset("evalbench")
     a = identity(preset, "linear", probe_config(preset, "linear", {"l2_patience": 5}))
     b = identity(preset, "linear", probe_config(preset, "linear", {"l2_patience": 6}))
-    c = identity(preset, "linear", probe_config(preset, "linear", {"solver": "lbfgs"}))  # the preset's own value
+    c = identity(preset, "linear", probe_config(preset, "linear", {"solver": "newton"}))  # the preset's own value
     assert a["protocol"].startswith("evalbench-linear-v3+") and a["deviations"] == {"l2_patience": 5}
     assert a["protocol"] != b["protocol"] and c["protocol"] == "evalbench-linear-v3"
     name = record_file(Path("r"), "enc", "task", "linear", a).name

@@ -124,7 +124,7 @@ def test_validation_strata_are_target_deciles_of_the_given_rows(tmp_path: Path) 
 def test_ridge_probe_is_sklearn_ridge_on_standardised_targets(n: int, d: int) -> None:
     x, y = _linear(n, d, 0)
     xv, yv = _linear(80, d, 1)
-    probe = LinearProbe(1, "regression", "r2", solver="lbfgs").fit(x, y, xv, yv)
+    probe = LinearProbe(1, "regression", "r2", solver="newton").fit(x, y, xv, yv)
     mean, scale = y.mean(), y.std()
     assert (probe.target_mean_, probe.target_scale_) == (pytest.approx(mean), pytest.approx(scale))
     for point in probe.chosen_["grid"]:  # every strength on the path: sklearn's ridge and its validation R²
@@ -142,7 +142,7 @@ def test_ridge_probe_is_sklearn_ridge_on_standardised_targets(n: int, d: int) ->
 def test_lower_is_better_primary_picks_the_smallest_validation_error() -> None:
     x, y = _linear(60, 40, 2, noise=6.0)
     xv, yv = _linear(60, 40, 3, noise=6.0)
-    probe = LinearProbe(1, "regression", "mae", solver="lbfgs", l2=(1.0, 0.1, 0.01, 0.001)).fit(x, y, xv, yv)
+    probe = LinearProbe(1, "regression", "mae", solver="newton", l2=(1.0, 0.1, 0.01, 0.001)).fit(x, y, xv, yv)
     grid = probe.chosen_["grid"]
     assert len({p["valid"] for p in grid}) == len(grid)  # distinct errors: the choice is not a tie
     assert probe.chosen_["l2"] == min(grid, key=lambda p: p["valid"])["l2"]
@@ -154,7 +154,7 @@ def test_targets_are_standardised_with_training_statistics_only() -> None:
     x, y = _linear(120, 20, 4)
     xv, yv = _linear(50, 20, 5)
     for y_valid in (yv, 7.0 * yv + 300.0):
-        probe = LinearProbe(1, "regression", "spearman", solver="lbfgs").fit(x, y, xv, y_valid)
+        probe = LinearProbe(1, "regression", "spearman", solver="newton").fit(x, y, xv, y_valid)
         assert (probe.target_mean_, probe.target_scale_) == (y.mean(), y.std())
         ref = Ridge(alpha=len(y) * probe.chosen_["l2"]).fit(x, (y - y.mean()) / y.std())  # train statistics
         np.testing.assert_allclose(probe.coef_[:, 0], y.std() * ref.coef_, atol=1e-8)
@@ -165,7 +165,7 @@ def test_adam_and_predict_proba_refuse_regression() -> None:
     x, y = _linear(30, 5, 6)
     with pytest.raises(ValueError, match="solver 'adam' does not fit regression tasks"):
         LinearProbe(1, "regression", "r2").fit(x, y, x, y)
-    probe = LinearProbe(1, "regression", "r2", solver="lbfgs").fit(x, y, x, y)
+    probe = LinearProbe(1, "regression", "r2", solver="newton").fit(x, y, x, y)
     with pytest.raises(ValueError, match="use predict"):
         probe.predict_proba(x)
 

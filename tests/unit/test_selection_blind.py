@@ -1,13 +1,13 @@
 """Selection is blind to test labels: poisoning them changes the test score and nothing else.
 
 For every label type and split kind (single-label, binary and multi-label fixed splits; single-label and multi-label
-k-fold), for both linear-probe solvers (``lbfgs``, the ``evalbench`` preset, and ``adam``) and for the MLP probe (a
-small grid), the protocol is run twice on the same embeddings: once with the true labels, once with the labels of the
-test rows *poisoned* (every single-label or binary label changed to another class, every multi-hot row flipped).  On the
-runs whose test rows are the poisoned rows, everything that selection produces must be bit-for-bit identical — the
-validation draw, every grid candidate's validation score, the chosen hyperparameters, all validation metrics and the
-predictions on the test rows — while the test metrics must differ, which shows that the poison did reach the labels that
-are scored.
+k-fold), for every linear-probe solver (``newton``, the ``evalbench`` preset; ``lbfgs``, its v2; and ``adam``) and
+for the MLP probe (a small grid), the protocol is run twice on the same embeddings: once with the true labels, once
+with the labels of the test rows *poisoned* (every single-label or binary label changed to another class, every
+multi-hot row flipped).  On the runs whose test rows are the poisoned rows, everything that selection produces must be
+bit-for-bit identical — the validation draw, every grid candidate's validation score, the chosen hyperparameters, all
+validation metrics and the predictions on the test rows — while the test metrics must differ, which shows that the
+poison did reach the labels that are scored.
 
 On a k-fold task every fold is the test fold once and the other rotations legitimately train on it, so one whole fold
 is poisoned and only the rotations that test on it are compared.  The multi-label k-fold task does not exist among the
@@ -37,6 +37,7 @@ SEEDS = [42, 43]
 MLP_OPTIONS = {"grid": {"lr": (1e-2,)}, "grid_points": 1, "lr": 1e-2, "width": 32, "dropout": 0.0, "batch_size": 32}
 MLP_OPTIONS |= {"max_epochs": 60, "check_every": 1, "patience": 10}
 SOLVERS: dict[str, tuple[str, dict[str, Any]]] = {  # name -> (probe, options)
+    "newton": ("linear", {"solver": "newton"}),
     "lbfgs": ("linear", {"solver": "lbfgs"}),
     "adam": ("linear", {"solver": "adam", "max_epochs": 30}),
     "mlp": ("mlp", MLP_OPTIONS),

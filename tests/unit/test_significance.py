@@ -134,7 +134,7 @@ def _record(n_runs: int, created: str = "2026-12-02T06:00:00+00:00") -> dict:
             "dataset_sha256": "d" * 64,
             "spec_sha256": "s" * 64,
         },
-        "probe": {"protocol": "evalbench-linear-v2"},
+        "probe": {"protocol": "evalbench-linear-v3"},
         "seeds": [42 + i for i in range(n_runs)],
         "scores": {"test": {"accuracy": {"mean": 0.5, "std": 0.0}}, "valid": {"accuracy": {"mean": 0.5, "std": 0.0}}},
         "runs": [{**run, "seed": 42 + i} for i in range(n_runs)],
