@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Full regeneration of the committed leaderboard (~45 minutes on 2 CPU cores; the README's quick start,
+# Full regeneration of the committed leaderboard (~35 minutes on 2 CPU cores; the README's quick start,
 # scripts/quickstart.sh, is the 10-minute BYOL-A-only version):
 #   1. set up (first time) and validate every spec;
 #   2. pretrain every method from scratch with its `smoke` recipe: BYOL-A, MSN, CLAR and CLMR on the embedded
