@@ -161,7 +161,7 @@ def _record(
             **protocol_identity(cfg, enc.spec.name, task.name),
             "config": probe_config(cfg, enc.spec.name, task.name),
             "data": get_preset(cfg.protocol).as_record(),
-            "standardize": "train-only z-score",
+            "standardize": "train-only z-score" if get_preset(cfg.protocol).standardize else "none",
         },
         "seeds": cfg.seeds,
         "scores": {
@@ -211,7 +211,10 @@ def _evaluate_pair(
     start = time.perf_counter()
     split_dir = Path(cfg.cache_dir) / "splits"
     config = probe_config(cfg, enc.spec.name, data.task.name)
-    runs = evaluate_probe(data, x, cfg.probe, cfg.seeds, device, config, split_dir, x_test, preset.validation)
+    runs = evaluate_probe(
+        data, x, cfg.probe, cfg.seeds, device, config, split_dir, x_test, preset.validation, preset.standardize,
+        preset.search_rule,
+    )  # fmt: skip
     return _record(enc, data, cfg, device, runs, stats, time.perf_counter() - start, static), runs
 
 

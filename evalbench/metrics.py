@@ -1,8 +1,12 @@
-"""Evaluation metrics for single-label, binary and multi-label tasks.
+"""Evaluation metrics for single-label, binary, multi-label and regression tasks.
 
-All metrics take integer labels ``(n,)`` (single, binary) or a multi-hot matrix
-``(n, C)`` (multilabel), and scores ``(n, C)`` (class probabilities or any
-monotone scores), and return a float in [0, 1], higher is better.
+Classification metrics take integer labels ``(n,)`` (single, binary) or a
+multi-hot matrix ``(n, C)`` (multilabel), and scores ``(n, C)`` (class
+probabilities or any monotone scores), and return a float in [0, 1], higher is
+better.  Regression metrics take float targets ``(n,)`` and predictions ``(n,)``
+or ``(n, 1)`` in the targets' units.  Direction, admissible label types and
+range of every metric are in :mod:`evalbench.metric_info`; compare scores
+through :func:`oriented` wherever "the best" is picked.
 
 - ``accuracy``: top-1 accuracy; undefined for multilabel tasks.
 - ``roc_auc``: area under the ROC curve.  Binary: of the positive class (the
@@ -15,8 +19,21 @@ monotone scores), and return a float in [0, 1], higher is better.
   ``average_precision_score``).  Binary: AP of the positive class.  Otherwise
   the macro mean over classes with at least one positive ("mAP", PR-AUC).
 
-A metric with no class it can be computed on raises
-:class:`~evalbench.errors.MetricUndefinedError`.
+Regression (``label_type="regression"``):
+
+- ``mae``: mean absolute error (lower is better).
+- ``rmse``: root mean squared error (lower is better).
+- ``r2``: coefficient of determination 1 − SS_res / SS_tot (1 is perfect, 0 is
+  predicting the test mean, negative is worse than that); undefined for
+  constant targets.
+- ``spearman``: Spearman's rank correlation (Pearson correlation of the ranks,
+  ties at their average rank, ``scipy.stats.rankdata``); undefined when targets
+  or predictions are constant.
+
+A metric with no class it can be computed on, or undefined on these targets,
+raises :class:`~evalbench.errors.MetricUndefinedError`; so does a metric asked
+for a label type it is not defined for (accuracy on a multilabel task, MAE on a
+classification task).
 """
 
 from __future__ import annotations
@@ -25,8 +42,9 @@ import numpy as np
 from scipy.stats import rankdata
 
 from evalbench.errors import MetricUndefinedError
+from evalbench.metric_info import HIGHER_IS_BETTER, LABEL_TYPES, oriented
 
-HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "map": True}
+__all__ = ["HIGHER_IS_BETTER", "compute", "oriented", "skipped_classes"]
 
 
 def _targets(y_true: np.ndarray, scores: np.ndarray, label_type: str) -> tuple[np.ndarray, np.ndarray]:
@@ -100,9 +118,51 @@ def map(y_true: np.ndarray, scores: np.ndarray, label_type: str = "single") -> f
     return float(_ap_columns(y[:, cols], s[:, cols]).mean())
 
 
+def _regression(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and predictions as float64 ``(n,)`` (predictions may come as ``(n, 1)``)."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(scores, dtype=np.float64)
+    if p.ndim == 2 and p.shape[1] == 1:
+        p = p[:, 0]
+    if y.ndim != 1 or p.shape != y.shape:
+        raise ValueError(f"expected targets (n,) and predictions (n,) or (n, 1); got {y.shape} and {p.shape}")
+    return y, p
+
+
+def mae(y_true: np.ndarray, scores: np.ndarray, label_type: str = "regression") -> float:
+    """Mean absolute error, in the targets' units (lower is better)."""
+    y, p = _regression(y_true, scores)
+    return float(np.mean(np.abs(y - p)))
+
+
+def rmse(y_true: np.ndarray, scores: np.ndarray, label_type: str = "regression") -> float:
+    """Root mean squared error, in the targets' units (lower is better)."""
+    y, p = _regression(y_true, scores)
+    return float(np.sqrt(np.mean((y - p) ** 2)))
+
+
+def r2(y_true: np.ndarray, scores: np.ndarray, label_type: str = "regression") -> float:
+    """Coefficient of determination ``1 - SS_res / SS_tot`` (undefined for constant targets)."""
+    y, p = _regression(y_true, scores)
+    if len(y) == 0 or np.all(y == y[0]):
+        raise MetricUndefinedError("r2 is undefined: the targets are constant")
+    return float(1.0 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+def spearman(y_true: np.ndarray, scores: np.ndarray, label_type: str = "regression") -> float:
+    """Spearman's rank correlation (ties at their average rank); undefined for constant targets or predictions."""
+    y, p = _regression(y_true, scores)
+    if len(y) == 0 or np.all(y == y[0]) or np.all(p == p[0]):
+        raise MetricUndefinedError("spearman is undefined: the targets or the predictions are constant")
+    a, b = rankdata(y), rankdata(p)
+    a -= a.mean()
+    b -= b.mean()
+    return float(np.clip(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b)), -1.0, 1.0))
+
+
 def skipped_classes(y_true: np.ndarray, n_classes: int, label_type: str, metric: str) -> int:
-    """How many classes ``metric`` skips on these labels (0 for accuracy)."""
-    if metric == "accuracy":
+    """How many classes ``metric`` skips on these labels (0 for accuracy and every regression metric)."""
+    if metric == "accuracy" or label_type == "regression":
         return 0
     dummy = np.zeros((len(y_true), n_classes))
     y, _ = _targets(y_true, dummy, label_type)
@@ -111,7 +171,21 @@ def skipped_classes(y_true: np.ndarray, n_classes: int, label_type: str, metric:
     return int((~usable).sum())
 
 
+_TABLE = {"accuracy": accuracy, "roc_auc": roc_auc, "map": map}
+_TABLE |= {"mae": mae, "rmse": rmse, "r2": r2, "spearman": spearman}
+
+
 def compute(names: list[str], y_true: np.ndarray, scores: np.ndarray, label_type: str) -> dict[str, float]:
-    """Compute several metrics by name."""
-    table = {"accuracy": accuracy, "roc_auc": roc_auc, "map": map}
-    return {name: table[name](y_true, scores, label_type) for name in names}
+    """Compute several metrics by name.
+
+    Raises:
+        MetricUndefinedError: A metric is undefined on these labels, or for ``label_type``.
+    """
+    out = {}
+    for name in names:
+        if label_type not in LABEL_TYPES[name]:
+            raise MetricUndefinedError(
+                f"{name} is undefined for {label_type} tasks; it is defined for {', '.join(sorted(LABEL_TYPES[name]))}"
+            )
+        out[name] = _TABLE[name](y_true, scores, label_type)
+    return out

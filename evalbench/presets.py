@@ -18,6 +18,15 @@ values or the code that applies them change meaning.
   was the reference harness's Adam budget with a learning-rate grid, which
   under-trained low-dimensional probes; v2 was L-BFGS to an absolute gradient
   of 1e-4, which under-solved the weak end of the strength path (issue 10).
+  Its ``mlp`` probe searches 8 Optuna trials (TPE, median pruning) per
+  rotation on that rotation's validation rows, and its ``knn`` probe chooses k
+  on validation; both on standardised embeddings.
+- ``hear`` (v1): HEAR's MLP protocol (PROTOCOL.md §3; Turian et al., HEAR,
+  PMLR 176, 2022): its default grid (8 of 16 points, no linear point), batch
+  1024, ≤ 500 epochs checked every 3 with patience 20, embeddings as the
+  encoder returns them (no standardisation), validation on the next fold,
+  the grid searched on each seed's first fold and its winner retrained on
+  the others, seed 42.
 - ``evar`` (v1): the reference harness's linear evaluation as PROTOCOL.md §2
   describes it, *without* evalbench's fixes, so that the same weights on the
   same data give the reference's number and published EVAR-protocol numbers
@@ -115,6 +124,9 @@ class ProtocolPreset:
         validation: k-fold validation draw: None for the task's own rule, ``random`` for the reference
             harness's (:func:`evalbench.data.splits.random_holdout`).
         overrides: Per probe name, per-encoder / per-task probe options (published learning rates).
+        standardize: z-score embeddings with training statistics (False: as the encoder returns them).
+        search_rule: For searching probes: ``per_rotation`` (every rotation searches on its own validation
+            rows) or ``first_rotation`` (search on the first, retrain that configuration on the others).
     """
 
     name: str
@@ -125,10 +137,17 @@ class ProtocolPreset:
     embedding: EmbeddingRecipe = EmbeddingRecipe()
     validation: str | None = None
     overrides: dict[str, tuple[Override, ...]] = field(default_factory=dict)
+    standardize: bool = True
+    search_rule: str = "per_rotation"
 
     def as_record(self) -> dict[str, Any]:
         """The data-side settings of the preset, for the run record."""
-        return {"embedding": self.embedding.as_record(), "validation": self.validation or "the task's rule"}
+        return {
+            "embedding": self.embedding.as_record(),
+            "validation": self.validation or "the task's rule",
+            "standardize": "train-only z-score" if self.standardize else "none",
+            "search_rule": self.search_rule,
+        }
 
 
 # The reference harness's learning rates (PROTOCOL.md §2.2): 3e-4 by default, 3e-5 for M2D, M2D-CLAP and
@@ -147,7 +166,7 @@ PRESETS: dict[str, ProtocolPreset] = {
     "evalbench": ProtocolPreset(
         name="evalbench",
         version=3,
-        probe_options={"linear": {"solver": "newton"}},
+        probe_options={"linear": {"solver": "newton"}, "mlp": {"search": "optuna", "trials": 8}, "knn": {}},
         seeds=(42, 43, 44, 45, 46),
         description="linear head solved to convergence (Newton-CG), L2 strength chosen on validation; seeds 42-46",
     ),
@@ -162,6 +181,25 @@ PRESETS: dict[str, ProtocolPreset] = {
         ),
         validation="random",
         overrides={"linear": EVAR_OVERRIDES},
+    ),
+    "hear": ProtocolPreset(
+        name="hear",
+        version=1,
+        probe_options={
+            "mlp": {
+                "search": "grid",
+                "add_linear_point": False,
+                "batch_size": 1024,
+                "max_epochs": 500,
+                "check_every": 3,
+                "patience": 20,
+            },
+        },
+        seeds=(42,),
+        description="HEAR's MLP protocol (PROTOCOL.md §3): its grid, no standardisation, next-fold validation",
+        validation="next_fold",
+        standardize=False,
+        search_rule="first_rotation",
     ),
 }
 DEFAULT_PRESET = "evalbench"
@@ -198,7 +236,11 @@ def probe_config(
     Class defaults, then the preset's values, then the preset's per-encoder / per-task values, then the run's
     overrides.
     """
-    config = {**class_defaults(probe), **{k: _plain(v) for k, v in preset.probe_options.get(probe, {}).items()}}
+    if probe not in preset.probe_options:
+        raise EvalbenchError(
+            f"--protocol {preset.name} defines no '{probe}' probe; its probes: {', '.join(preset.probe_options)}"
+        )
+    config = {**class_defaults(probe), **{k: _plain(v) for k, v in preset.probe_options[probe].items()}}
     for rule in preset.overrides.get(probe, ()):
         if rule.applies(encoder, task):
             config.update({k: _plain(v) for k, v in rule.options.items()})

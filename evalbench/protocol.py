@@ -83,6 +83,11 @@ def _all_metrics(names: list[str], y: np.ndarray, scores: np.ndarray, label_type
     return out
 
 
+def _scores(model: Any, x: np.ndarray, label_type: str) -> np.ndarray:
+    """What the metrics score: ``predict_proba(x)`` ``(n, C)``, or for regression ``predict(x)`` ``(n,)``."""
+    return model.predict(x) if label_type == "regression" else model.predict_proba(x)
+
+
 @dataclass
 class RunScore:
     """Scores of one (seed, rotation) run."""
@@ -109,6 +114,8 @@ def evaluate_probe(
     split_dir: Path | None = None,
     x_test: np.ndarray | None = None,
     rule: str | None = None,
+    standardize: bool = True,
+    search_rule: str = "per_rotation",
 ) -> list[RunScore]:
     """Run the protocol for every seed and rotation.
 
@@ -124,6 +131,11 @@ def evaluate_probe(
         x_test: The clips' embeddings as test material, when a protocol preset
             crops test clips differently (:func:`evalbench.embed.extract.embed_views`); default ``x``.
         rule: k-fold validation rule overriding the task's (a protocol preset's, e.g. ``random``).
+        standardize: z-score with training statistics (False: embeddings as the encoder returns them, HEAR).
+        search_rule: For probes that search hyperparameters (``best_params_`` after ``fit``):
+            ``per_rotation`` searches on every rotation's own validation rows; ``first_rotation`` searches
+            on each seed's first rotation and retrains that configuration on the others (HEAR's rule,
+            PROTOCOL.md §3).  Either way no rotation's test rows take part.
 
     Returns:
         One :class:`RunScore` per (seed, rotation).
@@ -135,19 +147,23 @@ def evaluate_probe(
     probe_cls = PROBES.get(probe)
     runs = []
     fitted: dict[tuple[str, str], Any] = {}  # deterministic probes: one fit per distinct (train, valid) rows
+    searched: dict[int, tuple[Any, int | None]] = {}  # per seed: the probe whose search chose, and its fold
     jobs = [(seed, rot) for seed in seeds for rot in rotations(data, seed, rule)]
     for seed, rot in tqdm(jobs, desc=f"probe {task.name}", unit="run", leave=False, disable=None):
         if split_dir is not None and rot.fold is not None:
             write_rotation(split_dir, data, rot, seed)
-        scaler = Standardizer().fit(x[rot.train])
+        scaler = Standardizer(enabled=standardize).fit(x[rot.train])
         model = probe_cls(
-            n_classes=len(data.classes),
+            n_classes=len(data.classes) or 1,  # regression: one output
             label_type=task.labels.type,
             metric=task.primary_metric,
             random_state=seed,
             device=device,
             **(probe_options or {}),
         )
+        reused = search_rule == "first_rotation" and seed in searched
+        if reused:
+            model.set_params(search="none", **searched[seed][0].best_params_)
         key = (sha256_lines(map(str, rot.train)), sha256_lines(map(str, rot.valid)))
         if getattr(model, "deterministic", False) and key in fitted:
             model = fitted[key]
@@ -159,14 +175,16 @@ def evaluate_probe(
                 data.y[rot.valid],
             )
             fitted[key] = model
+            if hasattr(model, "best_params_"):
+                searched.setdefault(seed, (model, rot.fold))
         valid = _all_metrics(
             task.metrics,
             data.y[rot.valid],
-            model.predict_proba(scaler.transform(x[rot.valid])),
+            _scores(model, scaler.transform(x[rot.valid]), task.labels.type),
             task.labels.type,
         )
         sealed = SealedLabels(data.y[rot.test], task.metrics, task.labels.type)
-        test_scores = model.predict_proba(scaler.transform(x_test[rot.test]))
+        test_scores = _scores(model, scaler.transform(x_test[rot.test]), task.labels.type)
         test = sealed.score(test_scores)
         skipped = {m: M.skipped_classes(data.y[rot.test], len(data.classes), task.labels.type, m) for m in task.metrics}
         runs.append(
@@ -175,7 +193,7 @@ def evaluate_probe(
                 fold=rot.fold,
                 test=test,
                 valid=valid,
-                chosen=model.chosen_,
+                chosen={**model.chosen_, "searched_on_fold": searched[seed][1]} if reused else model.chosen_,
                 n={"train": len(rot.train), "valid": len(rot.valid), "test": len(rot.test)},
                 valid_sha256=rot.valid_sha256(data.files),
                 skipped_classes=skipped,

@@ -110,8 +110,10 @@ for _name in ("mean", "max", "mean_max", "mean_std"):
     POOLINGS.register(_name, f"evalbench.adapters.pooling:pool_{_name}")
 
 METRICS = Registry("metric")
-for _name in ("accuracy", "roc_auc", "map"):
+for _name in ("accuracy", "roc_auc", "map", "mae", "rmse", "r2", "spearman"):
     METRICS.register(_name, f"evalbench.metrics:{_name}")
 
 PROBES = Registry("probe")
 PROBES.register("linear", "evalbench.probes.linear:LinearProbe")
+PROBES.register("knn", "evalbench.probes.knn:KNNProbe")
+PROBES.register("mlp", "evalbench.probes.mlp:MLPProbe")

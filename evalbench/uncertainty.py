@@ -52,11 +52,13 @@ def _strata(runs: list[tuple[np.ndarray, np.ndarray]]) -> list[Stratum]:
     """Group runs by their set of test rows, in order of first appearance.
 
     Each stratum is ``(sorted_rows, [scores of each run, rows permuted to sorted_rows])``, so runs listing the
-    same rows in different orders line up position by position.
+    same rows in different orders line up position by position.  Regression predictions ``(n,)`` become
+    ``(n, 1)``.
     """
     groups: dict[bytes, Stratum] = {}
     for rows, scores in runs:
         rows, scores = np.asarray(rows, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+        scores = scores[:, None] if scores.ndim == 1 else scores
         if rows.ndim != 1 or len(rows) == 0 or scores.ndim != 2 or len(scores) != len(rows):
             raise ValueError(f"a run needs test rows (n,), n > 0, and scores (n, C); got {rows.shape}, {scores.shape}")
         order = np.argsort(rows, kind="stable")
@@ -154,10 +156,12 @@ def bootstrap_ci(
     """Percentile bootstrap confidence interval of the mean-over-runs test metric.
 
     Args:
-        y: Labels of all rows of the task, ``(N,)`` integers or ``(N, C)`` multi-hot; global row ids index it.
-        runs: Per probe run, ``(test_rows, scores)``: global row ids ``(n,)`` and scores ``(n, C)``.
+        y: Labels of all rows of the task, ``(N,)`` integers, ``(N, C)`` multi-hot or ``(N,)`` float regression
+            targets; global row ids index it.
+        runs: Per probe run, ``(test_rows, scores)``: global row ids ``(n,)`` and scores ``(n, C)`` (regression:
+            predictions ``(n,)`` or ``(n, 1)``).
         metric: A name known to :func:`evalbench.metrics.compute`.
-        label_type: ``"single"``, ``"binary"`` or ``"multilabel"``.
+        label_type: ``"single"``, ``"binary"``, ``"multilabel"`` or ``"regression"``.
         n_boot: Number of bootstrap replicates.
         level: Coverage of the interval, in (0, 1).
         seed: Seed of ``np.random.default_rng``; the same inputs and seed give the same interval.
@@ -228,7 +232,7 @@ def paired_differences(
         arms: Per arm (encoder), its runs ``(test_rows, scores)``; every arm must have exactly the same sets of
             test rows (one per fold), though not necessarily the same number of runs.
         metric: A name known to :func:`evalbench.metrics.compute`.
-        label_type: ``"single"``, ``"binary"`` or ``"multilabel"``.
+        label_type: ``"single"``, ``"binary"``, ``"multilabel"`` or ``"regression"``.
         n_boot: Number of bootstrap replicates.
         level: Coverage of the percentile interval of the difference, in (0, 1).
         seed: Seed of ``np.random.default_rng``; the draws do not depend on the number of arms.

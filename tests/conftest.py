@@ -14,7 +14,7 @@ TASKS = REPO / "tasks"
 ENCODERS = REPO / "encoders"
 
 # Clips per class of the shrunken synthetic tasks (the real specs, fewer clips).
-TINY_SIZES = {"synth_pitch": 10, "synth_timbre": 10, "synth_events": 10, "synth_detect": 12}
+TINY_SIZES = {"synth_pitch": 10, "synth_timbre": 10, "synth_events": 10, "synth_detect": 12, "synth_pitch_reg": 10}
 
 
 @dataclass

@@ -23,7 +23,15 @@ Three groups of figures, each measured side by side in this process:
    protocol on those embeddings (5 seeds × 5 folds).  Target: the protocol costs
    less than the extraction (extraction ÷ protocol ≥ 1).
 
-``--quick`` shrinks 2 to 500 × 256 × 10 and skips nothing else.
+4. **MLP search, batched against one at a time**, on the problem of 2: the
+   MLP probe's grid search (HEAR's 8 grid points, without evalbench's 0-layer
+   point: two shape groups of 4 stacked candidates) against the same 8
+   candidates each trained alone as a ``torch.nn.Sequential`` with
+   ``torch.optim.Adam`` (:mod:`evalbench.bench.mlp_loop`: same initialisation,
+   dropout draws, batch order, checks and patience).  Targets: time ratio ≥ 5
+   and test accuracies within 0.5 points.
+
+``--quick`` shrinks 2 and 4 to 500 × 256 × 10 (4: width 64, 30 epochs) and skips nothing else.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +47,7 @@ import yaml
 
 from evalbench import metrics as M
 from evalbench.bench import BenchContext, Figure, ratio_at_least
+from evalbench.bench.mlp_loop import one_at_a_time
 from evalbench.data.prepare import open_task_data
 from evalbench.data.splits import rotations
 from evalbench.data.task_data import TaskData
@@ -48,6 +58,7 @@ from evalbench.paths import encoders_dir, tasks_dir
 from evalbench.presets import get_preset, probe_config
 from evalbench.probes.lbfgs import row_space
 from evalbench.probes.linear import LinearProbe, mean_loss
+from evalbench.probes.mlp import MLPProbe, grid_candidates
 from evalbench.protocol import evaluate_probe, summarize
 from evalbench.specs.encoder import load_encoder
 from evalbench.specs.task import load_task
@@ -141,28 +152,76 @@ def suite_figures(ctx: BenchContext) -> list[Figure]:
     return figures
 
 
-def large_figures(ctx: BenchContext) -> list[Figure]:
-    """Group 2: a generated 2,000 × 3,072 × 50 problem (``--quick``: 500 × 256 × 10)."""
-    n, d, c = (500, 256, 10) if ctx.quick else (2000, 3072, 50)
+def generated_problem(quick: bool) -> tuple[tuple[int, int, int], list[np.ndarray], list[np.ndarray]]:
+    """The generated problem of groups 2 and 4: ``((n, d, c), [x_train, x_valid, x_test], [y_train, ...])``.
+
+    2,000 clips × 3,072 dims × 50 classes (``quick``: 500 × 256 × 10), Gaussian class means, a 60/20/20 split,
+    standardised on train.
+    """
+    n, d, c = (500, 256, 10) if quick else (2000, 3072, 50)
     rng = np.random.default_rng(0)
     y = np.arange(n) % c
-    scale = 0.4 if ctx.quick else 0.1  # full: nearest class mean gets ~55 %, so the probe has work to do
+    scale = 0.4 if quick else 0.1  # full: nearest class mean gets ~55 %, so the probe has work to do
     x = (scale * rng.standard_normal((c, d))[y] + rng.standard_normal((n, d))).astype(np.float32)
     order = rng.permutation(n)
-    tr, va, te = np.split(order, [int(0.6 * n), int(0.8 * n)])
-    scaler = Standardizer().fit(x[tr])
-    xtr, xva, xte = (scaler.transform(x[r]) for r in (tr, va, te))
+    parts = np.split(order, [int(0.6 * n), int(0.8 * n)])
+    scaler = Standardizer().fit(x[parts[0]])
+    return (n, d, c), [scaler.transform(x[r]) for r in parts], [y[r] for r in parts]
+
+
+def large_figures(ctx: BenchContext) -> list[Figure]:
+    """Group 2: a generated 2,000 × 3,072 × 50 problem (``--quick``: 500 × 256 × 10)."""
+    (n, d, c), (xtr, xva, xte), (ytr, yva, yte) = generated_problem(ctx.quick)
     start = time.perf_counter()
     probe = LinearProbe(c, "single", "accuracy", **probe_config(get_preset("evalbench"), "linear"))
-    probe.fit(xtr, y[tr], xva, y[va])
+    probe.fit(xtr, ytr, xva, yva)
     t_ours = time.perf_counter() - start
-    ours = M.compute(["accuracy"], y[te], probe.predict_proba(xte), "single")["accuracy"]
+    ours = M.compute(["accuracy"], yte, probe.predict_proba(xte), "single")["accuracy"]
     start = time.perf_counter()
-    predict, _ = sklearn_reference(xtr, y[tr], xva, y[va], "accuracy", "single")
+    predict, _ = sklearn_reference(xtr, ytr, xva, yva, "accuracy", "single")
     t_ref = time.perf_counter() - start
-    ref = M.compute(["accuracy"], y[te], predict(xte), "single")["accuracy"]
+    ref = M.compute(["accuracy"], yte, predict(xte), "single")["accuracy"]
     ctx.log(f"bench probe: {n} × {d} × {c}: evalbench {100 * ours:.2f}, converged LR {100 * ref:.2f}")
     return _agreement(f"{n} clips × {d} dims × {c} classes", ours, ref, t_ours, t_ref)
+
+
+def mlp_figures(ctx: BenchContext) -> list[Figure]:
+    """Group 4: the MLP probe's batched grid search against the same 8 candidates trained one at a time."""
+    (n, d, c), (xtr, xva, xte), (ytr, yva, yte) = generated_problem(ctx.quick)
+    options: dict[str, Any] = {"search": "grid", "add_linear_point": False}  # HEAR's 8 points: 2 shapes × 4
+    if ctx.quick:
+        options |= {"width": 64, "max_epochs": 30}
+    probe = MLPProbe(c, "single", "accuracy", random_state=0, **options)
+    start = time.perf_counter()
+    probe.fit(xtr, ytr, xva, yva)
+    t_batched = time.perf_counter() - start
+    batched = M.compute(["accuracy"], yte, probe.predict_proba(xte), "single")["accuracy"]
+    cands = grid_candidates(dict(probe.grid), probe.grid_points, probe.fixed_params, False)
+    start = time.perf_counter()
+    pick, results = one_at_a_time(
+        cands, torch.as_tensor(xtr), torch.as_tensor(ytr), torch.as_tensor(xva), yva, c, "single", "accuracy", 0,
+        probe.batch_size, probe.max_epochs, probe.check_every, probe.patience,
+    )  # fmt: skip
+    t_loop = time.perf_counter() - start
+    with torch.no_grad():
+        logits = results[pick].model(torch.as_tensor(xte))
+    loop = M.compute(["accuracy"], yte, torch.softmax(logits, -1).double().numpy(), "single")["accuracy"]
+    diff = 100 * (batched - loop)
+    epochs = sum(t["epochs"] for t in probe.trials_), sum(r.epochs for r in results)
+    ctx.log(
+        f"bench probe: mlp grid ({len(cands)} candidates) on {n} × {d} × {c}: batched {t_batched:.1f} s, "
+        f"acc {100 * batched:.2f}; one at a time {t_loop:.1f} s, acc {100 * loop:.2f}; "
+        f"ratio {t_loop / t_batched:.2f}; candidate-epochs {epochs[0]} vs {epochs[1]}"
+    )
+    note = (
+        f"{len(cands)} candidates (HEAR's grid points, no 0-layer point), width {probe.width}, "
+        f"batched {t_batched:.1f} s vs one at a time {t_loop:.1f} s; candidate-epochs {epochs[0]} vs {epochs[1]}"
+    )
+    return [
+        ratio_at_least("probe mlp: one-at-a-time ÷ batched grid search time", t_loop, t_batched, "s", 5.0, note),
+        Figure("probe mlp: batched − one-at-a-time test accuracy (points)", diff, "points", None, f"|Δ| ≤ {TOLERANCE}",
+               abs(diff) <= TOLERANCE + 1e-9, f"batched {100 * batched:.2f}, one at a time {100 * loop:.2f}"),
+    ]  # fmt: skip
 
 
 def esc10_task(folder: Path) -> Path:
@@ -194,7 +253,7 @@ def cost_figures(ctx: BenchContext) -> list[Figure]:
 def measure(ctx: BenchContext) -> list[Figure]:
     """Every figure of the part (module docstring)."""
     torch.manual_seed(0)
-    return suite_figures(ctx) + large_figures(ctx) + cost_figures(ctx)
+    return suite_figures(ctx) + large_figures(ctx) + mlp_figures(ctx) + cost_figures(ctx)
 
 
-__all__ = ["esc10_task", "measure", "reference_score", "sklearn_reference"]
+__all__ = ["esc10_task", "generated_problem", "measure", "mlp_figures", "reference_score", "sklearn_reference"]

@@ -34,6 +34,20 @@ def parse_seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
+def search_options(args: argparse.Namespace) -> dict[str, object]:
+    """Probe options from ``--search`` and ``--trials`` (only those given)."""
+    if args.trials is not None and args.trials < 1:
+        raise EvalbenchError(f"--trials {args.trials}: give a positive number of trials")
+    if (args.search or args.trials is not None) and args.probe != "mlp":
+        raise EvalbenchError(f"--search/--trials apply to --probe mlp, not --probe {args.probe}")
+    options: dict[str, object] = {}
+    if args.search:
+        options["search"] = args.search
+    if args.trials is not None:
+        options["trials"] = args.trials
+    return options
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
     p = sub.add_parser("run", help="evaluate encoders on tasks", description=__doc__)
@@ -46,12 +60,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="score this weights file with the (single) encoder's family (results: <encoder>@<stem>-<sha256[:8]>)",
     )
     p.add_argument("--tasks", required=True, help="task and/or suite name(s), comma-separated (e.g. synth)")
-    p.add_argument("--probe", default="linear", help="probe (default: linear)")
+    p.add_argument("--probe", default="linear", help="probe: linear, mlp or knn (default: linear)")
+    p.add_argument(
+        "--search",
+        choices=("grid", "optuna"),
+        help="mlp: hyperparameter search (default: the preset's; off the preset's value gives a +hash protocol id)",
+    )
+    p.add_argument("--trials", type=int, metavar="N", help="mlp --search optuna: trial budget (default: the preset's)")
     p.add_argument(
         "--protocol",
         default="evalbench",
-        help="protocol preset: evalbench (linear head solved to convergence, L2 chosen on validation) or evar "
-        "(the reference harness's linear evaluation, without our fixes); "
+        help="protocol preset: evalbench (linear head solved to convergence, L2 chosen on validation), evar "
+        "(the reference harness's linear evaluation, without our fixes) or hear (HEAR's MLP protocol); "
         "the record and the leaderboard carry its id (default: evalbench)",
     )
     p.add_argument("--seeds", default=None, help="seed count (42, 43, ...) or list (default: the preset's, 5)")
@@ -81,6 +101,7 @@ def handle(args: argparse.Namespace) -> int:
         device=args.device,
         seeds=parse_seeds(args.seeds),
         probe=args.probe,
+        probe_options=search_options(args),
         protocol=args.protocol,
         overwrite=args.overwrite,
         batch_size=args.batch_size,

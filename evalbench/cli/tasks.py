@@ -102,7 +102,7 @@ def handle(args: argparse.Namespace) -> int:
         for path in task_files(tasks_dir):
             try:
                 t = parse_task_file(path)
-                n_classes = len(t.labels.classes) if t.labels.classes else "from data"
+                n_classes = "—" if t.labels.type == "regression" else len(t.labels.classes or []) or "from data"
                 rows.append(
                     [
                         t.name,

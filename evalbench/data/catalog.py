@@ -53,6 +53,7 @@ def split_text(task: TaskSpec) -> str:
 def task_row(task: TaskSpec) -> list[str]:
     """One catalog row."""
     n_classes = str(len(task.labels.classes)) if task.labels.classes else "from data"
+    n_classes = "—" if task.labels.type == "regression" else n_classes
     metrics = ", ".join([f"**{task.metrics[0]}**", *task.metrics[1:]])
     return [
         task.name,

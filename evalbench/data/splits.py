@@ -8,7 +8,9 @@ k-fold tasks have k rotations: fold i is the test set.  Validation is either
 
 - ``holdout`` (default, evalbench's fix of PROTOCOL.md §4 flaw 3): a
   class-stratified ``fraction`` of the remaining folds drawn *by group*, so no
-  source recording sits on both sides, from an RNG seeded by (seed, fold); or
+  source recording sits on both sides, from an RNG seeded by (seed, fold)
+  (regression tasks stratify by target decile bins computed on the remaining
+  folds only, :meth:`~evalbench.data.task_data.TaskData.primary_labels`); or
 - ``next_fold``: HEAR's rule, validation = fold i+1 (mod k); or
 - ``random`` (the ``evar`` protocol preset overrides the task's rule with it):
   the reference harness's draw, a random ungrouped, unstratified 10 % of the

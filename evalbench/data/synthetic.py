@@ -21,6 +21,11 @@ Kinds:
   coloured background noise.
 - ``detect``: binary; is a faint harmonic tone (−12 to +3 dB SNR) present in
   coloured noise?  Band-noise distractors appear in both classes.
+- ``pitch_midi``: regression; the ``pitch`` generator's tones (their own draw),
+  labelled with their fractional MIDI note number, 12·octave + pitch class +
+  detune (35.75–83.25 semitones, continuous within ±0.25 of each note).  Clip
+  ``i`` has pitch class ``i mod 12``, so splits are balanced over pitch classes
+  (``per_class`` clips each) and octaves are drawn at random.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ CLASSES = {
     "events": EVENT_CLASSES,
     "detect": DETECT_CLASSES,
 }
-KIND_CODE = {"pitch": 1, "timbre": 2, "events": 3, "detect": 4}
+KIND_CODE = {"pitch": 1, "timbre": 2, "events": 3, "detect": 4, "pitch_midi": 5}
+REGRESSION = {"pitch_midi": "pitch"}  # regression kind -> the classification kind whose generator and strata it shares
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,13 @@ class SyntheticOptions:
     Attributes:
         kind: Which generator.
         per_class: Clips per class (``timbre``: source notes per class;
-            ``events``: total clips / number of classes).
+            ``events``: total clips / number of classes; ``pitch_midi``: clips
+            per pitch class).
         takes: Takes per source note (``timbre`` only).
         seed: Generation seed.
     """
 
-    kind: Literal["pitch", "timbre", "events", "detect"]
+    kind: Literal["pitch", "timbre", "events", "detect", "pitch_midi"]
     per_class: int
     takes: int = 1
     seed: int = 0
@@ -93,10 +100,12 @@ def _noise_bed(n: int, rng: np.random.Generator) -> np.ndarray:
     return S.colored_noise(n, rng, rng.uniform(0.0, 2.0))
 
 
-def _pitch(index: int, n: int, sr: int, rng: np.random.Generator) -> Clip:
+def _pitch(index: int, n: int, sr: int, rng: np.random.Generator, midi: bool = False) -> Clip:
+    """A harmonic tone of pitch class ``index mod 12``, labelled by class or (``midi``) by its MIDI note number."""
     pc = index % 12
     octave = rng.integers(3, 7)  # MIDI 36..83
-    f0 = S.midi_to_hz(12 * octave + pc + rng.uniform(-0.25, 0.25))
+    note = 12 * octave + pc + rng.uniform(-0.25, 0.25)
+    f0 = S.midi_to_hz(note)
     n_partials = int(rng.integers(1, 13))
     amps = np.arange(1, n_partials + 1, dtype=float) ** -rng.uniform(0.5, 2.5)
     amps *= 10 ** (rng.uniform(-6, 6, n_partials) / 20)
@@ -105,7 +114,8 @@ def _pitch(index: int, n: int, sr: int, rng: np.random.Generator) -> Clip:
     phase = S.phase_of(f0, n, sr, rng.uniform(0, 30), rng)
     tone = S.additive(phase, f0, amps, rng.uniform(0, 2e-4)) * S.envelope(n, sr, rng)
     audio = S.mix_snr(tone, _noise_bed(n, rng), rng.uniform(0, 25))
-    return Clip(S.to_peak(audio, rng.uniform(0.2, 0.9)), [PITCH_CLASSES[pc]], f"p{index}")
+    label = repr(float(note)) if midi else PITCH_CLASSES[pc]  # repr: the float round-trips exactly
+    return Clip(S.to_peak(audio, rng.uniform(0.2, 0.9)), [label], f"p{index}")
 
 
 def _timbre_source(family: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -209,7 +219,8 @@ def _assign(kind: str, index: int, opts: SyntheticOptions) -> dict[str, object]:
         source = index // opts.takes
         instance = source // len(TIMBRE_CLASSES)
         return {"fold": instance % 5 + 1}
-    share = index % 10 if kind == "events" else (index // len(CLASSES[kind])) * 10 // opts.per_class
+    strata = len(CLASSES[REGRESSION.get(kind, kind)])
+    share = index % 10 if kind == "events" else (index // strata) * 10 // opts.per_class
     return {"split": "train" if share < 6 else "valid" if share < 8 else "test"}
 
 
@@ -220,6 +231,14 @@ class SyntheticBuilder(DatasetBuilder):
 
     def _options(self, task: TaskSpec) -> SyntheticOptions:
         opts = parse(SyntheticOptions, task.dataset.options, task.source_path or task.name, "dataset.options")
+        if (opts.kind in REGRESSION) != (task.labels.type == "regression"):
+            raise SpecError(
+                f"{task.source_path}: labels.type: synthetic kind '{opts.kind}' needs "
+                f"{'regression' if opts.kind in REGRESSION else 'a classification label type'}, "
+                f"got '{task.labels.type}'"
+            )
+        if opts.kind in REGRESSION:
+            return opts
         if task.labels.classes is not None and list(task.labels.classes) != CLASSES[opts.kind]:
             raise SpecError(
                 f"{task.source_path}: labels.classes: must be {CLASSES[opts.kind]} for synthetic kind '{opts.kind}'"
@@ -242,12 +261,17 @@ class SyntheticBuilder(DatasetBuilder):
         """Generate every clip as 16-bit WAV under ``dest/audio`` and return the metadata."""
         opts = self._options(task)
         sr, n = task.audio.sample_rate, round(task.audio.clip_seconds * task.audio.sample_rate)
-        total = opts.per_class * len(CLASSES[opts.kind]) * (opts.takes if opts.kind == "timbre" else 1)
+        total = (
+            opts.per_class
+            * len(CLASSES[REGRESSION.get(opts.kind, opts.kind)])
+            * (opts.takes if opts.kind == "timbre" else 1)
+        )
         makers: dict[str, Callable[[int, np.random.Generator], Clip]] = {
             "pitch": lambda i, r: _pitch(i, n, sr, r),
             "timbre": lambda i, r: _timbre(i, n, sr, r, opts.takes, opts.seed),
             "events": lambda i, r: _events(i, n, sr, r),
             "detect": lambda i, r: _detect(i, n, sr, r),
+            "pitch_midi": lambda i, r: _pitch(i, n, sr, r, midi=True),
         }
         audio_dir = dest / "audio"
         audio_dir.mkdir(parents=True, exist_ok=True)

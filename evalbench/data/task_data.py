@@ -3,12 +3,14 @@
 Labels are encoded once against the task's fixed class vocabulary (PROTOCOL.md
 §4, flaws 1 and 2): single-label and binary tasks give integer labels of shape
 ``(n,)`` (a binary task is two classes, the second positive); multi-label tasks
-give a multi-hot ``(n, C)`` matrix.  The same encoding serves every split.
+give a multi-hot ``(n, C)`` matrix; regression tasks give float64 targets
+``(n,)`` and no classes.  The same encoding serves every split.
 Metadata that contradicts the spec fails here with the file, row and value.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from evalbench.errors import DataError
 from evalbench.specs.task import TaskSpec
 
 SPLITS = ("train", "valid", "test")
+QUANTILE_BINS = 10  # strata of a regression task's validation draw
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,9 @@ class TaskData:
         task: The task spec.
         dataset: The prepared dataset.
         files: Clip paths relative to ``dataset.audio_root``, in metadata order.
-        classes: The fixed class vocabulary (output order).
-        y: ``(n,)`` int64 labels, or ``(n, C)`` float32 multi-hot for multilabel.
+        classes: The fixed class vocabulary (output order); empty for regression.
+        y: ``(n,)`` int64 labels, ``(n, C)`` float32 multi-hot for multilabel, or
+            ``(n,)`` float64 targets for regression.
         groups: ``(n,)`` group ids (source recording, speaker); the file name if
             the metadata has no ``group`` column.
         split: ``(n,)`` split names for fixed-split tasks, else None.
@@ -66,10 +70,14 @@ class TaskData:
     def primary_labels(self, rows: np.ndarray | None = None) -> np.ndarray:
         """One integer label per clip of ``rows`` (default: all), for stratifying a validation draw.
 
-        Multi-label: the present class that is rarest *among ``rows``* (-1 if none).  The protocol passes the
-        training portion of a rotation, so the test fold's labels never influence which clips validate.
+        Multi-label: the present class that is rarest *among ``rows``* (-1 if none).  Regression: the target's
+        quantile bin (``QUANTILE_BINS`` = 10 bins, edges the deciles of the targets *of ``rows``*).  The protocol
+        passes the training portion of a rotation, so the test fold's labels never influence which clips validate.
         """
         y = self.y if rows is None else self.y[rows]
+        if self.task.labels.type == "regression":
+            edges = np.quantile(y, np.linspace(0.0, 1.0, QUANTILE_BINS + 1)[1:-1]) if len(y) else []
+            return np.searchsorted(edges, y, side="right").astype(np.int64)
         if y.ndim == 1:
             return y
         freq = y.sum(axis=0)
@@ -109,10 +117,13 @@ def build_task_data(task: TaskSpec, dataset: PreparedDataset) -> TaskData:
     dupes = meta["file_name"][meta["file_name"].duplicated()]
     if len(dupes):
         raise DataError(f"{where}: file_name '{dupes.iloc[0]}' appears more than once")
-    classes = _vocabulary(task, dataset, meta["label"], where)
+    regression = task.labels.type == "regression"
+    classes = [] if regression else _vocabulary(task, dataset, meta["label"], where)
     index = {c: i for i, c in enumerate(classes)}
     labels = meta["label"].tolist()
-    if task.labels.type == "multilabel":
+    if regression:
+        y = _float_targets(task, labels, where)
+    elif task.labels.type == "multilabel":
         y = np.zeros((len(meta), len(classes)), dtype=np.float32)
         for row, cell in enumerate(labels):
             for name in (c for c in cell.split(",") if c):
@@ -146,11 +157,32 @@ def build_task_data(task: TaskSpec, dataset: PreparedDataset) -> TaskData:
         empty = [s for s in SPLITS if not (split == s).any()]
         if empty:
             raise DataError(f"{where}: split(s) {empty} have no clips")
-    _check_training_classes(task, classes, y, split, fold, where)
+    if not regression:
+        _check_training_classes(task, classes, y, split, fold, where)
     if dataset.content and not task.dataset.allow_duplicate_audio:
         _check_duplicate_audio(meta["file_name"].tolist(), dataset.content, split, fold, where)
     groups = (meta["group"] if "group" in meta.columns else meta["file_name"]).to_numpy(dtype=object)
     return TaskData(task, dataset, meta["file_name"].tolist(), classes, y, groups, split, fold)
+
+
+def _float_targets(task: TaskSpec, labels: list[str], where: Path) -> np.ndarray:
+    """A regression task's label column as float64 targets.
+
+    Raises:
+        DataError: A value that is not a number, or not finite; naming the file, row and value.
+    """
+    y = np.empty(len(labels), dtype=np.float64)
+    for row, value in enumerate(labels):
+        try:
+            y[row] = float(value)
+        except (TypeError, ValueError):
+            y[row] = math.nan
+        if not math.isfinite(y[row]):
+            raise DataError(
+                f"{where}: row {row + 2}: label '{value}' is not a finite number; task '{task.name}' is a regression "
+                "task (labels.type: regression), whose label column holds one float target per clip"
+            )
+    return y
 
 
 def _check_training_classes(

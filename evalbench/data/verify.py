@@ -75,10 +75,15 @@ def check_file(path: Path, min_seconds: float, max_seconds: float | None) -> Pro
 
 
 def class_counts(data: TaskData) -> pd.DataFrame:
-    """Clips per class (rows) and split or fold (columns); multilabel counts positives."""
+    """Clips per class (rows) and split or fold (columns); multilabel counts positives; regression: target deciles."""
     part = [f"fold{f}" for f in data.fold] if data.fold is not None else list(data.split)
-    onehot = data.y if data.y.ndim == 2 else np.eye(len(data.classes), dtype=np.int64)[data.y]
-    frame = pd.DataFrame(onehot.astype(np.int64), columns=data.classes)
+    if data.task.labels.type == "regression":  # no classes: clips per decile bin of the targets
+        bins = data.primary_labels()
+        names, y = [f"decile {b + 1}" for b in range(int(bins.max()) + 1)], bins
+    else:
+        names, y = data.classes, data.y
+    onehot = y if y.ndim == 2 else np.eye(len(names), dtype=np.int64)[y]
+    frame = pd.DataFrame(onehot.astype(np.int64), columns=names)
     frame["part"] = part
     table = frame.groupby("part").sum().T
     table["total"] = table.sum(axis=1)

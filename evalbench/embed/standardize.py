@@ -3,6 +3,8 @@
 z = (x − mean) / std with mean and std of each embedding dimension computed on
 the training rows of the current rotation, then applied unchanged to validation
 and test (PROTOCOL.md §2.2).  A constant dimension gets std 1 (it becomes 0).
+HEAR's MLP protocol feeds embeddings as the encoder returns them
+(PROTOCOL.md §3): ``enabled=False`` keeps the interface and changes nothing.
 Follows the scikit-learn estimator conventions: hyperparameters in
 ``__init__``, learned state in trailing-underscore attributes set by ``fit``.
 """
@@ -17,16 +19,22 @@ class Standardizer:
 
     Args:
         eps: Standard deviations at or below this are replaced by 1.
+        enabled: False: the identity (mean 0, scale 1), for protocols without standardisation.
     """
 
-    def __init__(self, eps: float = 1e-8) -> None:
+    def __init__(self, eps: float = 1e-8, enabled: bool = True) -> None:
         self.eps = eps
+        self.enabled = enabled
 
     def fit(self, x: np.ndarray) -> Standardizer:
         """Learn ``mean_`` and ``scale_`` from ``x`` of shape ``(n, D)``; returns self."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or len(x) == 0:
             raise ValueError(f"expected a non-empty (n, D) array, got shape {x.shape}")
+        if not self.enabled:
+            self.mean_, self.scale_ = np.zeros(x.shape[1]), np.ones(x.shape[1])
+            self.n_features_in_ = x.shape[1]
+            return self
         self.mean_ = x.mean(axis=0)
         std = x.std(axis=0)
         self.scale_ = np.where(std > self.eps, std, 1.0)

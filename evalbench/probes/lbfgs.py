@@ -62,7 +62,7 @@ Solver = Callable[
 
 @dataclass
 class PathPoint:
-    """One regularisation strength on the path."""
+    """One regularisation strength on the path (``valid``: the oriented, higher-is-better validation score)."""
 
     l2: float
     valid: float
@@ -159,9 +159,9 @@ def fit_path(
 
     Args:
         x: ``(n, D')`` float64 training features (already reduced to the row space).
-        y: Training targets (int64 classes, or float64 multi-hot).
+        y: Training targets (int64 classes, float64 multi-hot, or standardised regression targets ``(n, 1)``).
         x_valid: Validation features in the same coordinates.
-        valid_score: Maps validation logits to (primary metric, validation loss).
+        valid_score: Maps validation logits to (primary metric oriented higher-is-better, validation loss).
         n_classes: Number of outputs.
         multilabel: BCE instead of softmax cross-entropy.
         grid: Strengths, strongest first.
@@ -169,7 +169,8 @@ def fit_path(
         max_iter: Iterations per strength (of ``solver``).
         tol: Convergence tolerance, in ``solver``'s convention.
         solver: Solves one strength from a warm start: :func:`solve` (L-BFGS, absolute tolerance, protocol
-            v2) or :func:`evalbench.probes.newton.solve_newton` (tolerance relative to ``l2``, protocol v3).
+            v2), :func:`evalbench.probes.newton.solve_newton` (tolerance relative to ``l2``, protocol v3) or
+            the closed-form ridge of :func:`evalbench.probes.ridge.ridge_solver` (regression tasks).
 
     Returns:
         The solved points in path order, and the strengths added by edge extension.

@@ -27,77 +27,71 @@ a fraction of the Python overhead.  Ties in the validation metric between
 grid points (common when a small validation set saturates) go to the point
 with the lower validation loss at its selected epoch.
 
-The class follows scikit-learn conventions: hyperparameters in ``__init__``,
+Regression tasks (``label_type="regression"``, ``n_classes=1``): ``newton`` or ``lbfgs``
+fits ridge regression on standardised targets fitted on train only, in closed
+form along the same strength path, chosen on validation by the primary metric
+(:mod:`evalbench.probes.ridge`); :meth:`LinearProbe.predict` returns ``(n,)``
+predictions in the targets' units and ``predict_proba`` refuses.
+``solver="adam"`` refuses regression tasks: it exists to reproduce the
+reference harness, which has none.
+
+The class is a scikit-learn estimator (``BaseEstimator``: ``get_params``, ``set_params``,
+``sklearn.base.clone``): hyperparameters in ``__init__``,
 learned state (``coef_``, ``intercept_``, ``best_lr_``...) set by :meth:`fit`.
 It never sees test labels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 
 from evalbench import metrics as M
 from evalbench.errors import MetricUndefinedError
-from evalbench.probes.lbfgs import DEFAULT_L2, fit_path, row_space, solve
+from evalbench.probes.adam import StackedAdam
+from evalbench.probes.lbfgs import DEFAULT_L2, PathPoint, fit_path, row_space, solve
 from evalbench.probes.newton import solve_newton
+from evalbench.probes.ridge import ridge_solver, target_scaling
 
 DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
 
 def mean_loss(y: np.ndarray, proba: np.ndarray, label_type: str) -> float:
-    """Mean loss (cross-entropy, or BCE over clips × classes) of predicted probabilities; the selection tie-break."""
+    """Mean loss of predictions; the selection tie-break.
+
+    Cross-entropy of class probabilities, BCE over clips × classes for multilabel, and for regression the mean
+    squared error of predictions ``(n,)`` or ``(n, 1)`` in the targets' units.
+    """
+    if label_type == "regression":
+        return float(np.mean((np.asarray(y, np.float64) - np.asarray(proba, np.float64).reshape(len(y))) ** 2))
     p = np.clip(np.asarray(proba, np.float64), 1e-12, 1 - 1e-12)
     if label_type == "multilabel":
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
     return float(-np.mean(np.log(p[np.arange(len(y)), y])))
 
 
-class _Adam:
-    """Adam (Kingma & Ba, 2015) over stacked grid points, one learning rate per point.
+def _row_features(x: np.ndarray, dev: torch.device) -> tuple[torch.Tensor | None, Callable[[np.ndarray], torch.Tensor]]:
+    """The training row space ``V`` (None when n ≥ D) and the float64 map ``a -> a V`` (exact, module docstring)."""
+    basis = row_space(x)  # fewer clips than dimensions: solve in the training row space
+    v = None if basis is None else torch.as_tensor(basis, dtype=torch.float64, device=dev)
 
-    Same update as ``torch.optim.Adam`` with L2 ``weight_decay`` added to the
-    gradient; parameters have the grid point as their first axis and ``lr`` has
-    one entry per point (0 freezes a point).  Written out because a single
-    tensor per parameter cannot carry several learning rates in torch.optim
-    (and importing torch.optim costs seconds per process).
-    """
+    def features(a: np.ndarray) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(a, np.float64), device=dev)
+        return t if v is None else t @ v
 
-    def __init__(
-        self,
-        params: list[torch.Tensor],
-        lr: torch.Tensor,
-        weight_decay: float,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-    ) -> None:
-        self.params, self.lr, self.weight_decay, self.betas, self.eps = params, lr, weight_decay, betas, eps
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, grads: list[torch.Tensor]) -> None:
-        """Apply one update given the gradients of the parameters."""
-        self.t += 1
-        b1, b2 = self.betas
-        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
-            grad = g + self.weight_decay * p
-            m.mul_(b1).add_(grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            denom = (v / (1 - b2**self.t)).sqrt_().add_(self.eps)
-            lr = self.lr.view(-1, *([1] * (p.dim() - 1)))
-            p.sub_(lr / (1 - b1**self.t) * m / denom)
+    return v, features
 
 
-class LinearProbe:
+class LinearProbe(BaseEstimator):
     """Linear classifier with validation-selected learning rate and early stopping.
 
     Args:
-        n_classes: Number of output classes C (the task's full vocabulary).
-        label_type: ``single``, ``binary`` or ``multilabel``.
+        n_classes: Number of output classes C (the task's full vocabulary); 1 for regression.
+        label_type: ``single``, ``binary``, ``multilabel`` or ``regression``.
         metric: Validation metric for early stopping and selection.
         lrs: Learning-rate grid.
         max_epochs: Epoch limit.
@@ -153,34 +147,12 @@ class LinearProbe:
         self.weight_decay = weight_decay
         self.random_state = random_state
         self.device = device
-        self.solver, self.l2, self.l2_patience, self.tol, self.max_iter = solver, tuple(l2), l2_patience, tol, max_iter
+        self.solver, self.l2, self.l2_patience, self.tol, self.max_iter = solver, l2, l2_patience, tol, max_iter
 
     @property
     def deterministic(self) -> bool:
         """True when the fit does not depend on ``random_state`` (Newton-CG, L-BFGS: zero start, full batch)."""
         return self.solver in ("newton", "lbfgs")
-
-    def get_params(self) -> dict[str, object]:
-        """Hyperparameters, as passed to ``__init__``."""
-        keys = (
-            "n_classes",
-            "label_type",
-            "metric",
-            "lrs",
-            "max_epochs",
-            "patience",
-            "batch_size",
-            "weight_decay",
-            "random_state",
-            "device",
-            "solver",
-            "l2",
-            "l2_patience",
-            "tol",
-            "max_iter",
-            "loss_scale",
-        )
-        return {k: getattr(self, k) for k in keys}
 
     def _grad_logits(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Gradient of each grid point's mean loss w.r.t. its logits ``(G, B, C)``.
@@ -215,7 +187,7 @@ class LinearProbe:
 
         Args:
             x: ``(n, D)`` standardised training embeddings.
-            y: Training labels (``(n,)`` int or ``(n, C)`` multi-hot).
+            y: Training labels (``(n,)`` int, ``(n, C)`` multi-hot, or ``(n,)`` float regression targets).
             x_valid: Validation embeddings.
             y_valid: Validation labels.
 
@@ -223,7 +195,17 @@ class LinearProbe:
             self, with ``coef_`` ``(D, C)``, ``intercept_`` ``(C,)``, ``best_lr_``,
             ``best_epoch_``, ``valid_score_`` and ``grid_`` (per-point best
             validation score and epoch), and ``chosen_`` (what the record shows).
+
+        Raises:
+            ValueError: A regression task with ``solver="adam"``.
         """
+        if self.label_type == "regression":
+            if self.solver not in ("newton", "lbfgs"):
+                raise ValueError(
+                    f"linear probe: solver '{self.solver}' does not fit regression tasks; use solver 'newton' "
+                    "(the evalbench preset: closed-form ridge regression along the L2 path)"
+                )
+            return self._fit_ridge(x, y, x_valid, y_valid)
         if self.solver in ("newton", "lbfgs"):
             return self._fit_path(x, y, x_valid, y_valid)
         dev = torch.device(self.device)
@@ -239,7 +221,7 @@ class LinearProbe:
         b0 = (torch.rand(c, generator=gen) * 2 - 1) * bound
         weight = w0.to(dev).expand(g, d, c).clone()
         bias = b0.to(dev).expand(g, c).clone()
-        adam = _Adam([weight, bias], torch.tensor(self.lrs, dtype=torch.float32, device=dev), self.weight_decay)
+        adam = StackedAdam([weight, bias], torch.tensor(self.lrs, dtype=torch.float32, device=dev), self.weight_decay)
         batch = min(self.batch_size, n)
         best = np.full(g, -np.inf)
         best_loss = np.full(g, np.inf)
@@ -255,7 +237,7 @@ class LinearProbe:
                 adam.step([torch.matmul(xb.T, grad), grad.sum(1)])
             proba = self._proba(torch.matmul(xv, weight) + bias[:, None])
             for k in np.flatnonzero(waited < self.patience):
-                score = self._score(y_valid, proba[k])
+                score = M.oriented(self.metric, self._score(y_valid, proba[k]))  # higher is better
                 if score >= best[k]:
                     best[k], best_epoch[k], waited[k] = score, epoch, 0
                     best_loss[k] = self._valid_loss(y_valid, proba[k])
@@ -271,9 +253,9 @@ class LinearProbe:
         self.intercept_ = best_b[pick].cpu().numpy()
         self.best_lr_ = float(self.lrs[pick])
         self.best_epoch_ = int(best_epoch[pick])
-        self.valid_score_ = float(best[pick])
+        self.valid_score_ = M.oriented(self.metric, float(best[pick]))
         self.grid_ = [
-            {"lr": float(lr), "valid": float(s), "epoch": int(e)}
+            {"lr": float(lr), "valid": M.oriented(self.metric, float(s)), "epoch": int(e)}
             for lr, s, e in zip(self.lrs, best, best_epoch, strict=True)
         ]
         self.chosen_ = {"lr": self.best_lr_, "epoch": self.best_epoch_, "grid": self.grid_}
@@ -282,31 +264,58 @@ class LinearProbe:
     def _fit_path(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> LinearProbe:
         """Converged L2 logistic regression along the strength path, chosen on validation (module docstring)."""
         dev = torch.device(self.device)
-        basis = row_space(x)  # fewer clips than dimensions: solve in the training row space (exact)
-        v = None if basis is None else torch.as_tensor(basis, dtype=torch.float64, device=dev)
-
-        def features(a: np.ndarray) -> torch.Tensor:
-            t = torch.as_tensor(np.asarray(a, np.float64), device=dev)
-            return t if v is None else t @ v
-
+        v, features = _row_features(x, dev)
         multilabel = self.label_type == "multilabel"
         yt = torch.as_tensor(np.asarray(y), dtype=torch.float64 if multilabel else torch.int64, device=dev)
 
         def valid_score(logits: torch.Tensor) -> tuple[float, float]:
             proba = self._proba(logits)
-            return self._score(y_valid, proba), self._valid_loss(y_valid, proba)
+            return M.oriented(self.metric, self._score(y_valid, proba)), self._valid_loss(y_valid, proba)
 
         points, added = fit_path(
-            features(x), yt, features(x_valid), valid_score, self.n_classes, multilabel, self.l2,
+            features(x), yt, features(x_valid), valid_score, self.n_classes, multilabel, tuple(self.l2),
             self.l2_patience, self.max_iter, self.tol, solve_newton if self.solver == "newton" else solve,
         )  # fmt: skip
-        pick = min(points, key=lambda p: (-p.valid, p.valid_loss))
+        pick = self._choose(points, added, x.shape[1] if v is None else v.shape[1])
         weight = pick.weight if v is None else v @ pick.weight
         self.coef_ = weight.float().cpu().numpy()
         self.intercept_ = pick.bias.float().cpu().numpy()
-        self.best_lr_, self.best_epoch_, self.valid_score_ = None, None, float(pick.valid)
+        return self
+
+    def _fit_ridge(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> LinearProbe:
+        """Closed-form ridge on standardised targets along the strength path, chosen on validation (module doc)."""
+        dev = torch.device(self.device)
+        v, features = _row_features(x, dev)
+        mean, scale = target_scaling(y)  # training targets only
+        self.target_mean_, self.target_scale_ = mean, scale
+        train = features(x)
+        t = torch.as_tensor((np.asarray(y, np.float64) - mean) / scale, device=dev)[:, None]
+
+        def valid_score(z: torch.Tensor) -> tuple[float, float]:
+            pred = mean + scale * z[:, 0].cpu().numpy()
+            return M.oriented(self.metric, self._score(y_valid, pred)), self._valid_loss(y_valid, pred)
+
+        points, added = fit_path(
+            train, t, features(x_valid), valid_score, 1, False, tuple(self.l2), self.l2_patience,
+            solver=ridge_solver(train, t),
+        )  # fmt: skip
+        pick = self._choose(points, added, train.shape[1])
+        weight = pick.weight if v is None else v @ pick.weight
+        self.coef_ = scale * weight.cpu().numpy()  # float64, in target units: predict = x @ coef_ + intercept_
+        self.intercept_ = mean + scale * pick.bias.cpu().numpy()
+        return self
+
+    def _choose(self, points: list[PathPoint], added: list[float], rank: int) -> PathPoint:
+        """The validation-best path point (ties: lower validation loss); sets ``grid_``, ``chosen_`` and friends."""
+        pick = min(points, key=lambda p: (-p.valid, p.valid_loss))
+        self.best_lr_, self.best_epoch_, self.valid_score_ = None, None, M.oriented(self.metric, float(pick.valid))
         self.grid_ = [
-            {"l2": p.l2, "valid": p.valid, "iterations": p.iterations, "converged": p.converged}
+            {
+                "l2": p.l2,
+                "valid": M.oriented(self.metric, p.valid),
+                "iterations": p.iterations,
+                "converged": p.converged,
+            }
             for p in sorted(points, key=lambda p: -p.l2)
         ]
         strengths = [p.l2 for p in points]
@@ -315,22 +324,32 @@ class LinearProbe:
             "l2": pick.l2,
             "iterations": pick.iterations,
             "converged": pick.converged,
-            "rank": int(v.shape[1]) if v is not None else int(x.shape[1]),
+            "rank": int(rank),
             "extended": added,
             "on_edge": edge,
             "grid": self.grid_,
         }
-        return self
+        return pick
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """Logits ``(n, C)``."""
+        """Logits ``(n, C)`` (regression: float64 predictions ``(n, 1)`` in the targets' units)."""
+        if self.label_type == "regression":
+            return np.asarray(x, np.float64) @ self.coef_ + self.intercept_
         return np.asarray(x, np.float32) @ self.coef_ + self.intercept_
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (softmax) or tag probabilities (sigmoid), ``(n, C)``."""
+        """Class probabilities (softmax) or tag probabilities (sigmoid), ``(n, C)``.
+
+        Raises:
+            ValueError: On a regression task (use :meth:`predict`).
+        """
+        if self.label_type == "regression":
+            raise ValueError("linear probe: a regression task has no class probabilities; use predict(x)")
         return self._proba(torch.from_numpy(self.decision_function(x)))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class indices ``(n,)``, or a 0/1 matrix ``(n, C)`` at threshold 0.5 for multilabel."""
+        """Class indices ``(n,)``, a 0/1 matrix ``(n, C)`` at threshold 0.5 for multilabel, or regression ``(n,)``."""
+        if self.label_type == "regression":
+            return self.decision_function(x)[:, 0]
         proba = self.predict_proba(x)
         return (proba >= 0.5).astype(np.int64) if self.label_type == "multilabel" else proba.argmax(1)

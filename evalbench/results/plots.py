@@ -5,6 +5,11 @@ beyond a handful of encoders and it shows no ranking.  A suite chart orders the
 encoders by their suite average (the legend states it), draws the uncertainty the
 record has (its 95 % bootstrap interval if present, else ± std over seeds, none
 with one seed) and grows in width with encoders × tasks, its legend outside the axes.
+
+Both plot scores ×100 on one axis, so a primary in the targets' units (a
+regression task's MAE or RMSE, :data:`evalbench.metric_info.TARGET_UNITS`)
+gets no bar (its tick says "not plotted"; the tables show it), and the axis
+reaches below 0 when some score (R², Spearman) is negative.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from evalbench.metric_info import TARGET_UNITS
 
 if TYPE_CHECKING:
     from evalbench.results.tables import Board
@@ -41,13 +48,17 @@ def render_plot(df: pd.DataFrame) -> bytes:
     protocols = sorted(df.protocol.unique())
     fig, axes = plt.subplots(len(protocols), 1, figsize=(9, 3.6 * len(protocols)), squeeze=False)
     for ax, protocol in zip(axes[:, 0], protocols, strict=True):
-        sub = df[df.protocol == protocol].dropna(subset=["mean"])
+        sub = df[(df.protocol == protocol) & ~df.metric.isin(TARGET_UNITS)].dropna(subset=["mean"])
+        if sub.empty:
+            ax.set_title(f"protocol {protocol}: no score ×100 to plot")
+            ax.set_axis_off()
+            continue
         pivot = sub.pivot(index="task", columns="encoder", values="mean") * 100
         err = sub.pivot(index="task", columns="encoder", values="std") * 100
         pivot.plot.bar(ax=ax, yerr=err, capsize=2, rot=0, width=0.8)
         ax.set_ylabel("test score ×100 (primary metric)")
         ax.set_title(f"protocol {protocol}")
-        ax.set_ylim(0, 100)
+        ax.set_ylim(min(0.0, float(np.nanmin((pivot - err.fillna(0.0)).to_numpy()))), 100)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, ncols=min(4, len(pivot.columns)))
     fig.tight_layout()
@@ -75,7 +86,8 @@ def whiskers(board: Board) -> tuple[pd.DataFrame, pd.DataFrame]:
 def render_suite_plot(board: Board, subtitle: str = "") -> bytes:
     """One suite table as a bar chart (PNG bytes): tasks on x, one bar per encoder, best average first."""
     plt = _pyplot()
-    mean = 100 * board.pivot("mean")
+    units = set(board.rows.column[board.rows.metric.isin(TARGET_UNITS)])  # not on a ×100 axis
+    mean = (100 * board.pivot("mean")).drop(columns=list(units)).reindex(columns=board.columns)
     below, above = whiskers(board)
     n_enc, n_tasks = len(board.order), len(board.columns)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + n_tasks * (0.3 * n_enc + 0.5)), 4.2))
@@ -95,9 +107,11 @@ def render_suite_plot(board: Board, subtitle: str = "") -> bytes:
             error_kw={"elinewidth": 0.8},
             label=label,
         )
-    ax.set_xticks(x, [c.replace("<br>", "\n") for c in board.columns])
+    ticks = [c.replace("<br>", "\n") + ("\n(not plotted)" if c in units else "") for c in board.columns]
+    ax.set_xticks(x, ticks)
     ax.set_ylabel("test score ×100 (primary metric)")
-    ax.set_ylim(0, 100)
+    lowest = np.nanmin((mean - below.fillna(0.0)).to_numpy(), initial=0.0)
+    ax.set_ylim(min(0.0, float(lowest)), 100)
     ax.set_xlim(-0.5, n_tasks - 0.5)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(f"suite {board.title} — protocol {board.protocol}" + (f" ({subtitle})" if subtitle else ""))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from evalbench.errors import ResultsError
+from evalbench.metric_info import RANGE
 
 SCHEMA_VERSION = 1
 REQUIRED = ("schema_version", "encoder", "task", "probe", "scores", "runs", "seeds")
@@ -49,14 +50,15 @@ def upgrade(record: dict[str, Any], where: str) -> dict[str, Any]:
     return record
 
 
-def _score(value: Any, where: str, key: str, unit: bool = True) -> None:
-    """A score is null (undefined metric) or a finite number (in [0, 1] for metrics)."""
+def _score(value: Any, where: str, key: str, bounds: tuple[float, float] = (0.0, 1.0)) -> None:
+    """A score is null (undefined metric) or a finite number within the metric's range (``metric_info.RANGE``)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ResultsError(f"{where}: {key}: {value!r} is not a finite number; delete the file or re-run")
-    if unit and not -1e-9 <= value <= 1 + 1e-9:
-        raise ResultsError(f"{where}: {key}: {value!r} is outside [0, 1]; delete the file or re-run")
+    low, high = bounds
+    if not low - 1e-9 <= value <= high + 1e-9:
+        raise ResultsError(f"{where}: {key}: {value!r} is outside [{low:g}, {high:g}]; delete the file or re-run")
 
 
 def validate(record: dict[str, Any], where: str) -> None:
@@ -71,15 +73,15 @@ def validate(record: dict[str, Any], where: str) -> None:
         for split in ("test", "valid"):
             table = record["scores"][split]
             for name in metrics:
-                entry = table[name]
-                _score(entry["mean"], where, f"scores.{split}.{name}.mean")
-                _score(entry["std"], where, f"scores.{split}.{name}.std")
+                entry, bounds = table[name], RANGE.get(name, (0.0, 1.0))
+                _score(entry["mean"], where, f"scores.{split}.{name}.mean", bounds)
+                _score(entry["std"], where, f"scores.{split}.{name}.std", (0.0, bounds[1] - bounds[0]))
                 for i, v in enumerate(entry.get("seed_means", [])):
-                    _score(v, where, f"scores.{split}.{name}.seed_means[{i}]")
+                    _score(v, where, f"scores.{split}.{name}.seed_means[{i}]", bounds)
         for i, run in enumerate(record["runs"]):
             for split in ("test", "valid"):
                 for name in metrics:
-                    _score(run[split][name], where, f"runs[{i}].{split}.{name}")
+                    _score(run[split][name], where, f"runs[{i}].{split}.{name}", RANGE.get(name, (0.0, 1.0)))
         if primary not in metrics:
             raise ResultsError(f"{where}: task.primary_metric: '{primary}' is not among task.metrics")
         _present = (record["encoder"]["name"], record["encoder"]["embedding_dim"], record["probe"]["protocol"])

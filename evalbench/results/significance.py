@@ -1,8 +1,9 @@
 """Which leaderboard cells are not significantly different from the best of their column.
 
 A leaderboard column is one task version under one protocol.  Its *best* cell is
-the record with the highest mean primary score (all our metrics are higher-is-
-better; a tie goes to the first encoder by name).  Every other record is
+the record with the best mean primary score: the highest, or the lowest for a
+lower-is-better metric such as MAE (:func:`evalbench.metric_info.oriented`); a
+tie goes to the first encoder by name.  Every other record is
 compared with it by the paired bootstrap over the same test clips
 (:func:`evalbench.uncertainty.paired_differences`: 1,000 resamples within each
 test fold, seed 0, the 95 % percentile interval of ``best - other``): when that
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evalbench.metric_info import oriented
 from evalbench.results.schema import load_record
 from evalbench.results.store import Predictions, load_predictions
 from evalbench.uncertainty import paired_differences
@@ -83,7 +85,8 @@ def vs_best(df: pd.DataFrame, results_dir: Path) -> pd.Series:
     """Status of every row of :func:`evalbench.results.tables.collect` against the best of its column.
 
     Args:
-        df: Rows of ``collect(results_dir)`` (``protocol``, ``column``, ``encoder``, ``mean``, ``record``).
+        df: Rows of ``collect(results_dir)`` (``protocol``, ``column``, ``encoder``, ``metric``, ``mean``,
+            ``record``).
         results_dir: The folder the records' paths are relative to.
 
     Returns:
@@ -93,7 +96,8 @@ def vs_best(df: pd.DataFrame, results_dir: Path) -> pd.Series:
     for _, group in df.dropna(subset=["mean"]).groupby(["protocol", "column"], sort=False):
         if len(group) < 2:
             continue
-        group = group.sort_values(["mean", "encoder"], ascending=[False, True], kind="stable")
+        group = group.assign(_best=[oriented(m, v) for m, v in zip(group.metric, group["mean"], strict=True)])
+        group = group.sort_values(["_best", "encoder"], ascending=[False, True], kind="stable")
         loaded = []
         for rel in group.record:
             path = Path(results_dir) / rel

@@ -87,11 +87,11 @@ class Predictions:
 
     Attributes:
         blocks: The distinct ``(test_rows, scores)`` of the record's runs: global row ids ``(n,)`` int64 and
-            scores ``(n, C)`` float32.  Runs with identical rows and scores (e.g. every seed of a deterministic
-            probe on a fixed split) share one block.
+            scores ``(n, C)`` float32 (regression: ``(n, 1)``).  Runs with identical rows and scores (e.g. every
+            seed of a deterministic probe on a fixed split) share one block.
         run_block: Per run of the record, in record order, the index of its block.
         y_rows: Sorted global row ids of every test row of the record.
-        y: Labels of ``y_rows``: ``(m,)`` integers or ``(m, C)`` multi-hot.
+        y: Labels of ``y_rows``: ``(m,)`` integers, ``(m, C)`` multi-hot or ``(m,)`` float regression targets.
     """
 
     blocks: list[tuple[np.ndarray, np.ndarray]]
@@ -149,7 +149,9 @@ def write_predictions(
 
     NOTE: scores are stored as float32, half the size of the probe's float64.  A metric recomputed from them
     equals the record's except where two scores of a clip are closer than float32 resolution (~1e-7 relative),
-    which can flip an argmax or a rank tie: negligible for significance, but not bit-identical.
+    which can flip an argmax or a rank tie: negligible for significance, but not bit-identical.  Regression
+    predictions ``(n,)`` are stored as ``(n, 1)``; their float32 rounding moves MAE or RMSE by about 1e-7 of the
+    targets' magnitude (targets stay float64).
 
     Args:
         record_path: Path of the record (``.json``).
@@ -170,6 +172,7 @@ def write_predictions(
     run_block = []
     for (rows, scores), run in zip(runs, record["runs"], strict=True):
         rows, scores = np.asarray(rows, dtype=np.int64), np.asarray(scores, dtype=np.float32)
+        scores = scores[:, None] if scores.ndim == 1 else scores  # regression predictions (n,) -> (n, 1)
         if scores.ndim != 2 or len(rows) != len(scores) or len(rows) != run["n"]["test"]:
             raise ValueError(f"{record_path}: predictions of shape {scores.shape} for {run['n']['test']} test clips")
         key = rows.tobytes() + scores.tobytes()

@@ -4,6 +4,11 @@
 one table per declared suite (``tasks/suites/<name>.yaml``) that has a record:
 rows are encoders, columns are exactly the suite's tasks in the suite's order
 (name, version and primary metric in the header), cells are the test score ×100.
+A primary that is better when lower and measured in the targets' units (a
+regression task's MAE or RMSE, :data:`evalbench.metric_info.TARGET_UNITS`) is
+marked "↓" in its header and shown as is, not ×100; a suite with such a column
+has no average (semitones do not average with accuracies) and lists its encoders
+by name.
 
 Why per suite: an average is only comparable between encoders, and over time,
 if it is over a fixed, declared set of tasks.  Averaging "whatever tasks happen
@@ -50,6 +55,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from evalbench.metric_info import TARGET_UNITS, arrow
 from evalbench.results.plots import render_plot, render_suite_plot
 from evalbench.results.published import default_path, leaderboard_rows, load_published, render_published
 from evalbench.results.significance import BEST, DIFFERENT, LEVEL, N_BOOT, TIED, UNTESTED, vs_best
@@ -96,7 +102,9 @@ def collect(results_dir: Path) -> pd.DataFrame:
     if len(df):
         df["n_folds"] = df["n_folds"].astype("Int64")
         df[["mean", "std", "ci95_low", "ci95_high"]] = df[["mean", "std", "ci95_low", "ci95_high"]].astype(float)
-        df["column"] = [f"{t} v{v}<br>{m}" for t, v, m in zip(df.task, df.task_version, df.metric, strict=True)]
+        df["column"] = [
+            f"{t} v{v}<br>{m}{arrow(m)}" for t, v, m in zip(df.task, df.task_version, df.metric, strict=True)
+        ]
     return df
 
 
@@ -147,7 +155,7 @@ def _board(protocol: str, suite: SuiteSpec | None, rows: pd.DataFrame) -> Board:
     if suite is None:
         return Board(protocol, None, rows, columns, encoders, None)
     means = rows.pivot(index="encoder", columns="column", values="mean").reindex(index=encoders, columns=columns)
-    average = means.mean(axis=1).where(means.notna().all(axis=1))
+    average = means.mean(axis=1).where(means.notna().all(axis=1) & ~rows.metric.isin(TARGET_UNITS).any())
     order = average.fillna(-1.0).sort_values(ascending=False, kind="stable").index.tolist()
     return Board(protocol, suite, rows, columns, order, average)
 
@@ -175,14 +183,18 @@ def _cell(row: pd.Series, ci: bool) -> str:
 
     With a ``vs_best`` status: bold for the column's best, a trailing ≈ where the difference is not significant.
     """
+
+    def show(value: float) -> str:  # ×100, or as is in the targets' units (MAE, RMSE)
+        return f"{value:.4g}" if row["metric"] in TARGET_UNITS else f"{100 * value:.1f}"
+
     if pd.isna(row["mean"]):
         text = "undefined"
     elif ci and pd.notna(row["ci95_low"]) and pd.notna(row["ci95_high"]):
-        text = f"{100 * row['mean']:.1f} [{100 * row['ci95_low']:.1f}, {100 * row['ci95_high']:.1f}]"
+        text = f"{show(row['mean'])} [{show(row['ci95_low'])}, {show(row['ci95_high'])}]"
     elif row["n_seeds"] >= 2:
-        text = f"{100 * row['mean']:.1f} ± {100 * (0 if pd.isna(row['std']) else row['std']):.1f}"
+        text = f"{show(row['mean'])} ± {show(0 if pd.isna(row['std']) else row['std'])}"
     else:
-        text = f"{100 * row['mean']:.1f}"
+        text = show(row["mean"])
     status = row.get("vs_best", "")
     text = f"**{text}**" if status == BEST else f"{text} {TIED_MARK}" if status == TIED else text
     return text + (" †" if row["contaminated"] else "")
@@ -244,6 +256,7 @@ def render_markdown(df: pd.DataFrame, suites: Sequence[SuiteSpec] = (), *, ci: b
             protocol = board.protocol
             sub = df[df.protocol == protocol]
             interval = " In brackets: the 95 % bootstrap interval, where the record has one." if ci else ""
+            interval += _units_note(sub)
             parts.append(
                 f"\n## Protocol `{protocol}`\n\nTest score ×100 of each task's primary metric: mean ± std over seeds "
                 "when a record has two or more (for k-fold tasks the std is over each seed's fold mean), the mean "
@@ -259,6 +272,17 @@ def render_markdown(df: pd.DataFrame, suites: Sequence[SuiteSpec] = (), *, ci: b
         heading = f"Suite `{board.title}`" if board.suite else OTHER
         parts.append(f"\n### {heading} ({seeds_text(board.rows)})\n\n{_table(board, ci)}\n{_legend(board)}")
     return "".join(parts)
+
+
+def _units_note(rows: pd.DataFrame) -> str:
+    """A sentence on lower-is-better primaries in the targets' units, if any of ``rows`` has one."""
+    found = sorted(set(rows.metric) & TARGET_UNITS)
+    if not found:
+        return ""
+    return (
+        f" {' and '.join(m.upper() for m in found)} (↓) are lower-is-better errors in the targets' units, shown as "
+        "is; a suite with such a column has no average."
+    )
 
 
 def _slug(text: str) -> str:

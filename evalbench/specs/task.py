@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evalbench.errors import SpecError, UnknownNameError
+from evalbench.metric_info import LABEL_TYPES
 from evalbench.registry import BUILDERS, METRICS
 from evalbench.specs.fields import parse
 from evalbench.specs.yaml_io import load_yaml, spec_file, spec_hash
 
-LabelType = Literal["single", "binary", "multilabel"]
+LabelType = Literal["single", "binary", "multilabel", "regression"]
 CropPolicy = Literal["start", "center", "random"]
 
 _INTERNAL = {"internal": True}
@@ -178,7 +179,9 @@ class LabelSpec:
 
     Attributes:
         type: ``single`` (one of C classes), ``binary`` (two classes, the second
-            is the positive one) or ``multilabel`` (any subset of C classes).
+            is the positive one), ``multilabel`` (any subset of C classes) or
+            ``regression`` (the label column holds one float target per clip;
+            no classes).
         classes: Class vocabulary in output order.  If omitted, the builder's
             published vocabulary (``classes`` in ``dataset.json``, e.g. FSD50K's
             ``vocabulary.csv``) or else the sorted set of labels over *all*
@@ -194,6 +197,9 @@ class LabelSpec:
     allow_missing_in_train: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.type == "regression" and (self.classes is not None or self.allow_missing_in_train):
+            key = "classes" if self.classes is not None else "allow_missing_in_train"
+            raise ValueError(f"{key}: a regression task has no classes (its label column holds a float target)")
         if self.classes is None:
             return
         if len(set(self.classes)) != len(self.classes):
@@ -289,6 +295,11 @@ class TaskSpec:
                 raise ValueError(f"metrics: {METRICS.unknown(metric)}")
         if self.labels.type == "multilabel" and "accuracy" in self.metrics:
             raise ValueError("metrics: accuracy is undefined for multilabel tasks; use map or roc_auc")
+        label_type = self.labels.type
+        wrong = [m for m in self.metrics if label_type not in LABEL_TYPES.get(m, {label_type})]
+        if wrong:
+            fits = sorted(m for m, types in LABEL_TYPES.items() if label_type in types)
+            raise ValueError(f"metrics: {wrong} undefined for {label_type} tasks; use some of {fits}")
 
     @property
     def primary_metric(self) -> str:

@@ -32,7 +32,7 @@ def test_task_spec_is_valid(path: Path) -> None:
     if spec.dataset.builder == "synthetic":
         from evalbench.data.synthetic import CLASSES
 
-        assert spec.labels.classes == CLASSES[spec.dataset.options["kind"]]
+        assert spec.labels.classes == CLASSES.get(spec.dataset.options["kind"])  # None for a regression kind
     assert len(spec.sha256) == 64
 
 
@@ -54,5 +54,5 @@ def test_encoder_spec_is_valid(path: Path) -> None:
 def test_synth_suite_covers_every_label_type() -> None:
     suite = parse_suite_file(REPO / "tasks" / "suites" / "synth.yaml")
     specs = [parse_task_file(REPO / "tasks" / f"{t}.yaml") for t in suite.tasks]
-    assert {s.labels.type for s in specs} == {"single", "binary", "multilabel"}
+    assert {s.labels.type for s in specs} == {"single", "binary", "multilabel", "regression"}
     assert any(s.splits.type == "folds" for s in specs)

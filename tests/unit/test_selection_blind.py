@@ -1,13 +1,13 @@
 """Selection is blind to test labels: poisoning them changes the test score and nothing else.
 
 For every label type and split kind (single-label, binary and multi-label fixed splits; single-label and multi-label
-k-fold) and for every linear-probe solver (``newton``, the ``evalbench`` preset; ``lbfgs``, its v2; and ``adam``),
-the protocol is run twice on the same embeddings: once with the true labels, once with the labels of the test rows
-*poisoned* (every single-label or binary label changed to another class, every multi-hot row flipped).  On the runs
-whose test rows are
-the poisoned rows, everything that selection produces must be bit-for-bit identical — the validation draw, every
-grid candidate's validation score, the chosen hyperparameters, all validation metrics and the predictions on the test
-rows — while the test metrics must differ, which shows that the poison did reach the labels that are scored.
+k-fold), for every linear-probe solver (``newton``, the ``evalbench`` preset; ``lbfgs``, its v2; and ``adam``) and
+for the MLP probe (a small grid), the protocol is run twice on the same embeddings: once with the true labels, once
+with the labels of the test rows *poisoned* (every single-label or binary label changed to another class, every
+multi-hot row flipped).  On the runs whose test rows are the poisoned rows, everything that selection produces must be
+bit-for-bit identical — the validation draw, every grid candidate's validation score, the chosen hyperparameters, all
+validation metrics and the predictions on the test rows — while the test metrics must differ, which shows that the
+poison did reach the labels that are scored.
 
 On a k-fold task every fold is the test fold once and the other rotations legitimately train on it, so one whole fold
 is poisoned and only the rotations that test on it are compared.  The multi-label k-fold task does not exist among the
@@ -33,10 +33,14 @@ from evalbench.protocol import RunScore, evaluate_probe
 from evalbench.specs.task import load_task
 
 SEEDS = [42, 43]
-SOLVERS: dict[str, dict[str, Any]] = {
-    "newton": {"solver": "newton"},
-    "lbfgs": {"solver": "lbfgs"},
-    "adam": {"solver": "adam", "max_epochs": 30},
+# The MLP probe: one 1-hidden-layer grid point and the linear point, a budget that learns the tiny tasks.
+MLP_OPTIONS = {"grid": {"lr": (1e-2,)}, "grid_points": 1, "lr": 1e-2, "width": 32, "dropout": 0.0, "batch_size": 32}
+MLP_OPTIONS |= {"max_epochs": 60, "check_every": 1, "patience": 10}
+SOLVERS: dict[str, tuple[str, dict[str, Any]]] = {  # name -> (probe, options)
+    "newton": ("linear", {"solver": "newton"}),
+    "lbfgs": ("linear", {"solver": "lbfgs"}),
+    "adam": ("linear", {"solver": "adam", "max_epochs": 30}),
+    "mlp": ("mlp", MLP_OPTIONS),
 }
 K = 5
 POISONED_FOLD = 3
@@ -130,8 +134,9 @@ def test_poisoned_test_labels_change_only_the_test_score(case: tuple[TaskData, n
     others = np.setdiff1d(np.arange(data.n), rows)
     np.testing.assert_array_equal(bad.y[others], data.y[others])  # and no other row changed
 
-    clean = evaluate_probe(data, x, "linear", SEEDS, probe_options=SOLVERS[solver])
-    dirty = evaluate_probe(bad, x, "linear", SEEDS, probe_options=SOLVERS[solver])
+    probe, options = SOLVERS[solver]
+    clean = evaluate_probe(data, x, probe, SEEDS, probe_options=options)
+    dirty = evaluate_probe(bad, x, probe, SEEDS, probe_options=options)
     pairs = list(zip(compared(clean, data), compared(dirty, bad), strict=True))
     assert len(pairs) == len(SEEDS)  # one fixed split, or the one rotation testing on the poisoned fold, per seed
     primary = data.task.primary_metric
@@ -143,7 +148,8 @@ def test_poisoned_test_labels_change_only_the_test_score(case: tuple[TaskData, n
         np.testing.assert_array_equal(b.test_rows, rows, err_msg=where)
         assert a.valid_sha256 == b.valid_sha256, f"{where}: the validation draw depends on test labels"
         assert a.n == b.n, where
-        assert a.chosen["grid"] == b.chosen["grid"], f"{where}: a candidate's validation score moved"
+        candidates = "trials" if probe == "mlp" else "grid"
+        assert a.chosen[candidates] == b.chosen[candidates], f"{where}: a candidate's validation score moved"
         assert a.chosen == b.chosen, f"{where}: the chosen hyperparameters moved"
         assert a.valid == b.valid, f"{where}: a validation metric moved"
         assert a.test_scores is not None and b.test_scores is not None
@@ -151,7 +157,10 @@ def test_poisoned_test_labels_change_only_the_test_score(case: tuple[TaskData, n
         # ...while the scored labels are the poisoned ones.
         assert a.test[primary] is not None and b.test[primary] is not None, where
         assert a.test[primary] != b.test[primary], f"{where}: the poison did not reach the test score"
-        assert a.test[primary] > b.test[primary], where  # informative embeddings: the true labels score higher
+        if probe == "linear":  # informative embeddings: the true labels score higher
+            # (not asserted for the MLP: on 48 training clips of synth_events it reaches mAP 0.65, below the 0.68 that
+            # the flipped, dense multi-hot rows score on any ranking)
+            assert a.test[primary] > b.test[primary], where
 
 
 def test_multilabel_kfold_poison_would_catch_all_rows_stratification(
