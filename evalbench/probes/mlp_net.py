@@ -4,7 +4,8 @@ The MLP probe (:mod:`evalbench.probes.mlp`) trains several candidate
 configurations at once.  Candidates with the same shape — hidden layers
 ``h ∈ {0, 1, 2}`` and width ``w`` — have parameter tensors of the same size, so
 they are held as *stacked* tensors whose first axis is the candidate, and one
-forward pass is a batched matrix product (``torch.baddbmm``) per layer.  The
+forward pass is one matrix product per layer for all candidates (the first
+layer's over the shared input, ``torch.baddbmm`` for later layers).  The
 computation of candidate ``k`` is exactly that of the network HEAR's
 hear-eval-kit builds (PROTOCOL.md §3), ``torch.nn.Sequential`` of, per hidden
 layer, ``Linear → BatchNorm1d → Dropout → ReLU``, then ``Linear(·, C)``:
@@ -105,11 +106,15 @@ class StackedMLP:
     ``beta{i}``, ``mean{i}``, ``var{i}`` ``(G, w)``, and the output layer
     ``w_out`` ``(G, C, in)``, ``b_out`` ``(G, C)``.
 
-    Activations are held feature-major, ``(G, features, B)``: each layer is
-    ``W @ h`` batched over candidates, and the ``G × w`` (candidate, feature)
-    pairs of a hidden layer are exactly the channels of one native
-    ``torch.nn.functional.batch_norm`` call over the batch, which updates the
-    running statistics in place.
+    Hidden activations are held batch-major, ``(B, G·w)`` with the candidate
+    as the slower feature axis: the first layer of every candidate is one
+    matrix product of the shared input with the candidates' weights stacked
+    along the outputs (``(G·w, D)``, a view), the ``G × w`` (candidate,
+    feature) pairs are exactly the channels of one native
+    ``torch.nn.functional.batch_norm`` call over the batch (``nn.BatchNorm1d``'s
+    own layout, running statistics updated in place), and each candidate's
+    dropout mask is a contiguous-row ``(B, w)`` slice.  Later layers are one
+    ``torch.baddbmm`` over candidates reading ``(B, G·w)`` in place.
 
     Args:
         tensors: The named stacked tensors.
@@ -192,48 +197,93 @@ class StackedMLP:
         """Keep only the candidates at positions ``keep`` (frozen candidates leave the computation)."""
         index = torch.as_tensor(keep, device=self.dropout.device)
         for name, t in self.tensors.items():
-            self.tensors[name] = t.detach()[index].clone().requires_grad_(t.requires_grad)
+            self.tensors[name] = t.detach()[index].requires_grad_(t.requires_grad)  # indexing copies
         self.dropout = self.dropout[index]
         if self.generators is not None:
             self.generators = [self.generators[k] for k in keep]
 
     def _batch_norm(self, i: int, h: torch.Tensor, training: bool) -> torch.Tensor:
-        """Per-candidate BatchNorm1d of ``h`` ``(G, w, B)``: one channel per (candidate, feature)."""
-        g, w, b = h.shape
+        """Per-candidate BatchNorm1d of ``h`` ``(B, G·w)``: one channel per (candidate, feature)."""
         t = self.tensors
-        out = F.batch_norm(
-            h.reshape(1, g * w, b), t[f"mean{i}"].view(-1), t[f"var{i}"].view(-1), t[f"gamma{i}"].reshape(-1),
-            t[f"beta{i}"].reshape(-1), training, BN_MOMENTUM, BN_EPS,
+        return F.batch_norm(
+            h, t[f"mean{i}"].view(-1), t[f"var{i}"].view(-1), t[f"gamma{i}"].view(-1), t[f"beta{i}"].view(-1),
+            training, BN_MOMENTUM, BN_EPS,
         )  # fmt: skip
-        return out.view(g, w, b)
 
     def _dropout(self, h: torch.Tensor) -> torch.Tensor:
-        """Per-candidate dropout of ``h`` ``(G, w, B)``; masks drawn as ``nn.Dropout`` draws them on ``(B, w)``."""
-        if self.generators is None or not bool((self.dropout > 0).any()):
-            return h
-        g, w, b = h.shape
-        masks = torch.ones(g, b, w, dtype=h.dtype)
-        for k, (p, gen) in enumerate(zip(self.dropout.tolist(), self.generators, strict=True)):
-            if p > 0:  # torch.nn.Dropout on CPU: bernoulli(1 - p), divided by 1 - p
-                masks[k].bernoulli_(1 - p, generator=gen).div_(1 - p)
-        return h * masks.to(h.device).transpose(1, 2)
+        """Per-candidate dropout of ``h`` ``(B, G·w)``; masks drawn as ``nn.Dropout`` draws them on ``(B, w)``.
 
-    def forward(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        Candidate ``k``'s mask is drawn into the ``(B, w)`` slice ``[:, k]`` of a ``(B, G, w)`` buffer: a
+        row-strided view is filled in its logical (row-major) order, the order of a contiguous ``(B, w)`` draw,
+        so the draws are ``torch.nn.Dropout``'s; one generator per candidate keeps the loop over candidates.
+        """
+        probs = self.dropout.tolist()
+        if self.generators is None or not any(p > 0 for p in probs):
+            return h
+        b, gw = h.shape
+        masks = torch.empty(b, len(probs), gw // len(probs), dtype=h.dtype)
+        for k, (p, gen) in enumerate(zip(probs, self.generators, strict=True)):
+            if p > 0:  # torch.nn.Dropout on CPU: bernoulli(1 - p), divided by 1 - p
+                masks[:, k].bernoulli_(1 - p, generator=gen).div_(1 - p)
+            else:
+                masks[:, k].fill_(1)
+        return h * masks.view(b, gw).to(h.device)
+
+    def forward(self, x: torch.Tensor, training: bool = False, first_grad: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(G, B, C)`` of every candidate for the shared inputs ``x`` ``(B, D)``.
 
         Args:
             x: Inputs, shared by the candidates.
             training: Batch statistics (and running-statistic updates) and dropout, or running statistics.
+            first_grad: A tensor of the first layer's weight shape into which the backward pass writes that
+                weight's gradient (it is the gradient returned): a buffer reused from step to step rather than
+                a fresh one (4 × 1024 × 3072 floats, 50 MB, are past glibc's mmap threshold: page faults).
         """
-        t = self.tensors
-        h = x.T.unsqueeze(0).expand(len(self), *x.T.shape)  # (G, D, B), no copy
-        for i in range(self.hidden_layers):
-            h = torch.baddbmm(t[f"b{i}"].unsqueeze(2), t[f"w{i}"], h)
+        t, g, b = self.tensors, len(self), x.shape[0]
+        layers = [(f"w{i}", f"b{i}") for i in range(self.hidden_layers)] + [("w_out", "b_out")]
+        h = x
+        for i, (w_name, b_name) in enumerate(layers):
+            if i == 0:  # (B, D) @ (D, G·out): one GEMM over the shared input, viewed as (G, B, out)
+                out = _SharedInputLinear.apply(x, t[w_name], t[b_name], first_grad).view(b, g, -1).transpose(0, 1)
+            else:  # (G, B, w) @ (G, w, out), reading (B, G·w) in place
+                out = torch.baddbmm(t[b_name].unsqueeze(1), h.view(b, g, -1).transpose(0, 1), t[w_name].transpose(1, 2))
+            if i == self.hidden_layers:
+                return out
+            h = out.transpose(0, 1).reshape(b, -1)  # (B, G·w): a view after the first layer, a copy after the others
             h = self._batch_norm(i, h, training)
             if training:
                 h = self._dropout(h)
-            h = torch.relu(h)
-        return torch.baddbmm(t["b_out"].unsqueeze(2), t["w_out"], h).transpose(1, 2)
+            h = torch.relu_(h)  # in place: neither batch_norm's nor dropout's backward needs its output
+        raise AssertionError("unreachable: the output layer returns")
+
+
+class _SharedInputLinear(torch.autograd.Function):
+    """``x @ W.view(G·out, D).T + b``: the first linear layer of G candidates as one GEMM over their shared input.
+
+    The gradients are those of ``torch.addmm(b.view(-1), x, W.view(G·out, D).T)`` (``gW = g.T @ x``,
+    ``gb = g.sum(0)``), with ``gW`` written into ``out`` when one is given.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, out: torch.Tensor | None
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.out = out
+        return torch.addmm(bias.view(-1), x, w.view(-1, w.shape[2]).T)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        x, w = ctx.saved_tensors
+        flat = (w.shape[0] * w.shape[1], w.shape[2])
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.mm(grad, w.view(flat))
+        if ctx.needs_input_grad[1]:
+            gw = (torch.mm(grad.T, x) if ctx.out is None else torch.mm(grad.T, x, out=ctx.out.view(flat))).view(w.shape)
+        if ctx.needs_input_grad[2]:
+            gb = grad.sum(0).view(w.shape[:2])
+        return gx, gw, gb, None
 
 
 __all__ = ["INITS", "Candidate", "StackedMLP", "layer_gain"]

@@ -153,13 +153,14 @@ def train_group(
     active, waited = list(range(len(candidates))), [0] * len(candidates)
     gen = torch.Generator().manual_seed(int(random_state))
     n, check = x.shape[0], 0
+    first_grad = torch.empty_like(net.parameters()[0])  # the first layer's weight gradient, reused every step
     for epoch in range(1, schedule.max_epochs + 1):
         order = torch.randperm(n, generator=gen).to(x.device)
         for start in range(0, n, schedule.batch_size):
             idx = order[start : start + schedule.batch_size]
             if len(idx) < 2 and net.hidden_layers:
                 continue
-            loss = stacked_loss(net.forward(x[idx], training=True), y[idx], label_type)
+            loss = stacked_loss(net.forward(x[idx], training=True, first_grad=first_grad), y[idx], label_type)
             adam.step(list(torch.autograd.grad(loss, net.parameters())))
         if epoch % schedule.check_every and epoch != schedule.max_epochs:
             continue
@@ -184,6 +185,7 @@ def train_group(
                 break
             net.select(keep)
             adam = _keep_adam(adam, net.parameters(), keep)
+            first_grad = torch.empty_like(net.parameters()[0])
             active = [active[j] for j in keep]
     return outcomes
 

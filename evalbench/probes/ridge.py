@@ -30,12 +30,10 @@ same strength grid means the same amount of shrinkage per clip.
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
 from evalbench.probes.lbfgs import Solver
-
 
 
 def target_scaling(y: np.ndarray) -> tuple[float, float]:

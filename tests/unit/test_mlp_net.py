@@ -102,3 +102,30 @@ def test_one_shape_per_stack_and_seeds_follow_the_architecture() -> None:
     assert Candidate(0, 8, 1e-3, 0, 0, "xavier_uniform").shape == Candidate(0, 64, 1e-3, 0, 0, "xavier_uniform").shape
     with pytest.raises(ValueError, match="init"):
         Candidate(1, 8, 1e-3, 0.0, 0.1, "kaiming")
+
+
+def test_dropout_mixes_candidates_with_and_without_dropout() -> None:
+    cands = [Candidate(1, W, 1e-3, 0.0, p, "xavier_uniform") for p in (0.3, 0.0, 0.5)]
+    net = StackedMLP.initialise(cands, D, C, random_state=5, dtype=torch.float64)
+    x = torch.randn(B, D, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    logits = net.forward(x, training=True)
+    for k, cand in enumerate(cands):
+        model = build(cand, D, C, 5, torch.float64).train()
+        torch.manual_seed(cand.seed(5))
+        torch.testing.assert_close(logits[k], model(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("hidden", [0, 1, 2])
+def test_first_layer_gradient_written_into_the_given_buffer(hidden: int) -> None:
+    net = StackedMLP.initialise(candidates(hidden=hidden), D, C, random_state=1, dtype=torch.float64)
+    x = torch.randn(B, D, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(B) % C
+    grads = []
+    for buffer in (None, torch.full_like(net.parameters()[0], float("nan"))):
+        logits = net.forward(x, training=True, first_grad=buffer)
+        loss = sum(F.cross_entropy(logits[k], y) for k in range(len(net)))
+        grads.append(torch.autograd.grad(loss, net.parameters()))
+        if buffer is not None:
+            assert grads[-1][0] is buffer or grads[-1][0].data_ptr() == buffer.data_ptr()
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
