@@ -229,6 +229,13 @@ def run(
     device = resolve_device(cfg.device)
     PROBES.check(cfg.probe, "--probe")
     protocol_identity(cfg)  # an unknown preset or probe option fails here, before any work
+    probe_cls = PROBES.get(cfg.probe)
+    for t in tasks:  # a probe that cannot fit a task's labels fails here, before any work
+        if t.labels.type not in probe_cls.label_types(probe_config(cfg, None, t.name)):
+            raise EvalbenchError(
+                f"task '{t.name}' has {t.labels.type} labels, which --probe {cfg.probe} under --protocol "
+                f"{cfg.protocol} cannot fit; leave the task out, or use --protocol evalbench --probe linear or knn"
+            )
     datas = {t.name: open_task_data(t, cfg.data_root) for t in tasks}
     digests = {e.name: verify_checkpoint(e) for e in encoders}
     seen = {e.name: trained_hashes(e) for e in encoders}

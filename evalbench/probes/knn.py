@@ -218,6 +218,11 @@ class KNNProbe(BaseEstimator):
         self.random_state = random_state
         self.device = device
 
+    @classmethod
+    def label_types(cls, config: dict[str, object]) -> tuple[str, ...]:
+        """Label types the probe fits with ``config`` (checked by ``evalbench run`` before any work)."""
+        return LABEL_TYPES
+
     @property
     def deterministic(self) -> bool:
         """Always True: there is nothing to train, so ``random_state`` changes nothing."""

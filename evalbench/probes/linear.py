@@ -149,6 +149,12 @@ class LinearProbe(BaseEstimator):
         self.device = device
         self.solver, self.l2, self.l2_patience, self.tol, self.max_iter = solver, l2, l2_patience, tol, max_iter
 
+    @classmethod
+    def label_types(cls, config: dict[str, object]) -> tuple[str, ...]:
+        """Label types the probe fits with ``config``: regression needs a path solver (``newton``/``lbfgs``)."""
+        classes = ("single", "binary", "multilabel")
+        return (*classes, "regression") if config.get("solver", "adam") in ("newton", "lbfgs") else classes
+
     @property
     def deterministic(self) -> bool:
         """True when the fit does not depend on ``random_state`` (Newton-CG, L-BFGS: zero start, full batch)."""

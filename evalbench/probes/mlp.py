@@ -184,6 +184,11 @@ class MLPProbe(BaseEstimator):
         self.parallel, self.prune_startup, self.prune_warmup = parallel, prune_startup, prune_warmup
         self.dtype, self.random_state, self.device = dtype, random_state, device
 
+    @classmethod
+    def label_types(cls, config: dict[str, object]) -> tuple[str, ...]:
+        """Label types the probe fits with ``config`` (checked by ``evalbench run`` before any work)."""
+        return LABEL_TYPES
+
     @property
     def fixed_params(self) -> dict[str, Any]:
         """The fixed candidate's parameters (``search="none"``, and every value a search leaves alone)."""

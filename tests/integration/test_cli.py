@@ -80,6 +80,9 @@ def test_user_mistakes_give_one_line_errors_and_write_nothing(
     assert "--seeds" in _error(env, capsys, "--encoder", "logmel", "--tasks", "synth", "--seeds", "x")
     assert "unknown probe" in _error(env, capsys, "--encoder", "logmel", "--tasks", "synth", "--probe", "nope")
     assert "known: evalbench" in _error(env, capsys, "--encoder", "logmel", "--tasks", "synth", "--protocol", "nope")
+    reg = ("--encoder", "logmel", "--tasks", "synth_pitch,synth_pitch_reg")  # refused before any work
+    assert "'synth_pitch_reg' has regression labels, which --probe mlp" in _error(env, capsys, *reg, "--probe", "mlp")
+    assert "--probe linear under --protocol evar cannot fit" in _error(env, capsys, *reg, "--protocol", "evar")
 
     bad = tmp_path / "badtasks"
     shutil.copytree(env.tasks, bad)
