@@ -23,11 +23,9 @@ from evalbench.protocol import evaluate_probe
 from evalbench.specs.task import load_task
 from tests.unit.test_selection_blind import (
     CASES,
-    MULTILABEL_KFOLD,
     SEEDS,
     compared,
-    informative_embeddings,
-    multilabel_kfold,
+    load_case,
     poison,
     poisoned_rows,
 )
@@ -244,12 +242,7 @@ def test_bad_options_are_rejected_at_fit(options: dict, message: str) -> None:
 @pytest.fixture(scope="module", params=CASES)
 def task_case(request: pytest.FixtureRequest, tiny_tasks: Path, tiny_data: Path) -> tuple[TaskData, np.ndarray]:
     """Each task of the selection-blindness test, with the same informative embeddings."""
-    name: str = request.param
-    if name == MULTILABEL_KFOLD:
-        data = multilabel_kfold(open_task_data(load_task("synth_events", tiny_tasks), tiny_data))
-    else:
-        data = open_task_data(load_task(name, tiny_tasks), tiny_data)
-    return data, informative_embeddings(data, seed=CASES.index(name))
+    return load_case(request.param, tiny_tasks, tiny_data)
 
 
 def test_selection_never_reads_test_labels(task_case: tuple[TaskData, np.ndarray]) -> None:

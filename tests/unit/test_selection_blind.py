@@ -100,15 +100,19 @@ def compared(runs: list[RunScore], data: TaskData) -> list[RunScore]:
     return [r for r in runs if data.fold is None or r.fold == POISONED_FOLD]
 
 
-@pytest.fixture(scope="module", params=CASES)
-def case(request: pytest.FixtureRequest, tiny_tasks: Path, tiny_data: Path) -> tuple[TaskData, np.ndarray]:
-    """Task data and informative embeddings of one case."""
-    name: str = request.param
+def load_case(name: str, tiny_tasks: Path, tiny_data: Path) -> tuple[TaskData, np.ndarray]:
+    """Task data and informative embeddings of the case ``name`` (shared with the kNN probe's blindness test)."""
     if name == MULTILABEL_KFOLD:
         data = multilabel_kfold(open_task_data(load_task("synth_events", tiny_tasks), tiny_data))
     else:
         data = open_task_data(load_task(name, tiny_tasks), tiny_data)
     return data, informative_embeddings(data, seed=CASES.index(name))
+
+
+@pytest.fixture(scope="module", params=CASES)
+def case(request: pytest.FixtureRequest, tiny_tasks: Path, tiny_data: Path) -> tuple[TaskData, np.ndarray]:
+    """Task data and informative embeddings of one case."""
+    return load_case(request.param, tiny_tasks, tiny_data)
 
 
 def test_multilabel_kfold_task_rotates(tiny_tasks: Path, tiny_data: Path) -> None:
