@@ -7,7 +7,8 @@ same initial weights (Xavier draws from the candidate's seeded generator, in
 layer order), the same dropout draws (``torch.nn.Dropout`` on CPU draws from the
 global generator, seeded here with the candidate's seed), the same minibatch
 order, checks, strict-improvement early stopping, best-check restore and
-selection rule.  It is written without :mod:`evalbench.probes.mlp_train` so
+selection rule; for regression, the mean squared error on the standardised
+targets and validation scores in the targets' units.  It is written without :mod:`evalbench.probes.mlp_train` so
 that it checks it: ``evalbench bench probe`` times the two against each other,
 ``tests/unit/test_mlp_probe.py`` compares their scores.
 """
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evalbench import metrics as M
+from evalbench.metric_info import oriented
 from evalbench.probes.linear import mean_loss
 from evalbench.probes.mlp_net import Candidate, layer_gain
 
@@ -69,8 +71,13 @@ def train_one(
     max_epochs: int = 500,
     check_every: int = 3,
     patience: int = 20,
+    target: tuple[float, float] = (0.0, 1.0),
 ) -> LoopResult:
-    """Train one candidate alone with HEAR's schedule; the network restored to its best check."""
+    """Train one candidate alone with HEAR's schedule; the network restored to its best check.
+
+    ``y`` holds standardised targets for regression, and ``target`` their training ``(mean, scale)``; ``valid``
+    is the oriented (higher is better) primary metric.
+    """
     model = build(cand, x.shape[1], n_classes, random_state, x.dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cand.lr, weight_decay=cand.weight_decay)
     order_gen = torch.Generator().manual_seed(int(random_state))
@@ -85,7 +92,9 @@ def train_one(
             if len(idx) < 2 and cand.hidden_layers:
                 continue
             logits = model(x[idx])
-            if label_type == "multilabel":
+            if label_type == "regression":
+                loss = F.mse_loss(logits[:, 0], y[idx])
+            elif label_type == "multilabel":
                 loss = F.binary_cross_entropy_with_logits(logits, y[idx])
             else:
                 loss = F.cross_entropy(logits, y[idx])
@@ -98,9 +107,12 @@ def train_one(
         model.eval()
         with torch.no_grad():
             logits = model(x_valid)
-        act = torch.sigmoid(logits) if label_type == "multilabel" else torch.softmax(logits, -1)
-        proba = act.double().numpy()
-        score = M.compute([metric], y_valid, proba, label_type)[metric]
+        if label_type == "regression":
+            proba = target[0] + target[1] * logits[:, 0].double().numpy()
+        else:
+            act = torch.sigmoid(logits) if label_type == "multilabel" else torch.softmax(logits, -1)
+            proba = act.double().numpy()
+        score = oriented(metric, M.compute([metric], y_valid, proba, label_type)[metric])
         if score > best:
             best, best_epoch, waited = score, epoch, 0
             best_loss, best_state = mean_loss(y_valid, proba, label_type), copy.deepcopy(model.state_dict())

@@ -4,7 +4,8 @@ Protocol (PROTOCOL.md §3, hear-eval-kit's "predictions" protocol): per hidden
 layer ``Linear(·, width) → BatchNorm1d → Dropout → ReLU``, then
 ``Linear(·, C)`` (:mod:`evalbench.probes.mlp_net`); softmax cross-entropy for
 single-label and binary tasks (2 logits, integer labels), BCE-with-logits for
-multi-label; Adam, batch 1024, ≤ 500 epochs, a validation check every 3
+multi-label, and (an evalbench extension) mean squared error on standardised
+targets for regression; Adam, batch 1024, ≤ 500 epochs, a validation check every 3
 epochs, patience 20 checks on the task's primary validation metric, best
 check restored (:mod:`evalbench.probes.mlp_train`).  Among the candidates the
 one with the best validation score is chosen, ties going to the lower
@@ -40,6 +41,14 @@ others): after :meth:`MLPProbe.fit`, ``best_params_`` holds the chosen
 candidate, so ``clone(probe).set_params(search="none", **probe.best_params_)``
 retrains exactly that configuration (same initialisation for the same
 ``random_state``).
+
+Regression tasks (``label_type="regression"``, ``n_classes=1``): the targets
+are standardised with the training targets' mean and standard deviation
+(:func:`evalbench.probes.ridge.target_scaling`, train only), the network has
+one output trained by mean squared error, and :meth:`MLPProbe.predict` returns
+predictions in the targets' units; the primary metric (R², Spearman, MAE or
+RMSE) drives early stopping, pruning and selection, oriented so that higher is
+better.
 """
 
 from __future__ import annotations
@@ -52,8 +61,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
+from evalbench.metric_info import oriented
 from evalbench.probes.mlp_net import Candidate, StackedMLP
-from evalbench.probes.mlp_train import OnCheck, Outcome, Schedule, probabilities, train_group
+from evalbench.probes.mlp_train import OnCheck, Outcome, Schedule, outputs, probabilities, train_group
+from evalbench.probes.ridge import target_scaling
 
 GRID_SEED = 0
 HEAR_GRID: dict[str, tuple] = {
@@ -69,7 +80,7 @@ DEFAULT_SPACE: dict[str, tuple] = {
     "dropout": ("float", 0.0, 0.5),
 }
 SEARCHES = ("grid", "optuna", "none")
-LABEL_TYPES = ("single", "binary", "multilabel")
+LABEL_TYPES = ("single", "binary", "multilabel", "regression")
 CANDIDATE_KEYS = ("hidden_layers", "width", "lr", "weight_decay", "dropout", "init")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -119,8 +130,8 @@ class MLPProbe(BaseEstimator):
     """HEAR-style MLP probe with a grid or Optuna search over stacked candidates (module docstring).
 
     Args:
-        n_classes: Outputs C (2 for a binary task).
-        label_type: ``single``, ``binary`` or ``multilabel``.
+        n_classes: Outputs C (2 for a binary task, 1 for regression).
+        label_type: ``single``, ``binary``, ``multilabel`` or ``regression``.
         metric: Primary validation metric (early stopping and selection).
         search: ``grid``, ``optuna`` or ``none``.
         trials: Optuna trial budget.
@@ -206,7 +217,7 @@ class MLPProbe(BaseEstimator):
         x, y, xv, yv = self._data
         schedule = Schedule(self.batch_size, self.max_epochs, self.check_every, self.patience)
         return train_group(group, x, y, xv, yv, self.n_classes, self.label_type, self.metric, schedule,
-                           self.random_state, on_check)  # fmt: skip
+                           self.random_state, on_check, self._target)  # fmt: skip
 
     def _run_optuna(self) -> list[Outcome]:
         import optuna
@@ -239,7 +250,7 @@ class MLPProbe(BaseEstimator):
 
         Args:
             x: ``(n, D)`` training embeddings.
-            y: Training labels (``(n,)`` int or ``(n, C)`` multi-hot).
+            y: Training labels (``(n,)`` int, ``(n, C)`` multi-hot, or ``(n,)`` float regression targets).
             x_valid: Validation embeddings.
             y_valid: Validation labels.
 
@@ -248,7 +259,7 @@ class MLPProbe(BaseEstimator):
             ``trials_`` (every candidate: params, validation score and loss, state, epochs) and ``chosen_``.
 
         Raises:
-            ValueError: An unknown search, dtype or label type (regression has no MLP head here).
+            ValueError: An unknown search, dtype or label type; a regression task with ``n_classes`` other than 1.
         """
         if self.label_type not in LABEL_TYPES:
             raise ValueError(f"mlp probe: label type '{self.label_type}' is not one of {', '.join(LABEL_TYPES)}")
@@ -257,7 +268,14 @@ class MLPProbe(BaseEstimator):
         if self.dtype not in DTYPES:
             raise ValueError(f"mlp probe: dtype '{self.dtype}' is not one of {', '.join(DTYPES)}")
         dev, dtype = torch.device(self.device), DTYPES[self.dtype]
-        ydtype = dtype if self.label_type == "multilabel" else torch.int64
+        ydtype = dtype if self.label_type in ("multilabel", "regression") else torch.int64
+        self._target = (0.0, 1.0)
+        if self.label_type == "regression":
+            if self.n_classes != 1:
+                raise ValueError(f"mlp probe: a regression task has one output, got n_classes={self.n_classes}")
+            self._target = target_scaling(y)  # training targets only
+            y = (np.asarray(y, np.float64) - self._target[0]) / self._target[1]
+        self.target_mean_, self.target_scale_ = self._target
         self._data = (
             torch.as_tensor(np.asarray(x), dtype=dtype, device=dev),
             torch.as_tensor(np.asarray(y), dtype=ydtype, device=dev),
@@ -279,15 +297,16 @@ class MLPProbe(BaseEstimator):
                     for k, out in zip(group, self._train([cands[k] for k in group]), strict=True):
                         outcomes[k] = out
         finally:
-            del self._data
+            del self._data, self._target
         eligible = [k for k, o in enumerate(outcomes) if not o.pruned]
         pick = min(eligible, key=lambda k: (-outcomes[k].valid, outcomes[k].valid_loss, k))
         best = outcomes[pick]
         self.net_ = StackedMLP.stack([best.state], [best.candidate.dropout])
         self.best_params_ = best.candidate.params()
-        self.best_epoch_, self.valid_score_ = best.best_epoch, float(best.valid)
+        self.best_epoch_, self.valid_score_ = best.best_epoch, oriented(self.metric, float(best.valid))
         self.trials_ = [
-            {"number": k, "params": o.candidate.params(), "valid": float(o.valid), "valid_loss": float(o.valid_loss),
+            {"number": k, "params": o.candidate.params(), "valid": oriented(self.metric, float(o.valid)),
+             "valid_loss": float(o.valid_loss),
              "state": "pruned" if o.pruned else "complete", "epochs": o.epochs, "best_epoch": o.best_epoch}
             for k, o in enumerate(outcomes)
         ]  # fmt: skip
@@ -295,18 +314,31 @@ class MLPProbe(BaseEstimator):
         return self
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """Logits ``(n, C)`` of the chosen network (BatchNorm running statistics, no dropout)."""
+        """Logits ``(n, C)`` of the chosen network (BatchNorm running statistics, no dropout).
+
+        Regression: float64 predictions ``(n, 1)`` in the targets' units.
+        """
         t = self.net_.tensors["w_out"]
         with torch.no_grad():
             logits = self.net_.forward(torch.as_tensor(np.asarray(x), dtype=t.dtype, device=t.device))[0]
+        if self.label_type == "regression":
+            return outputs(logits, self.label_type, (self.target_mean_, self.target_scale_))[:, None]
         return logits.cpu().numpy()
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (softmax) or tag probabilities (sigmoid), ``(n, C)``."""
+        """Class probabilities (softmax) or tag probabilities (sigmoid), ``(n, C)``.
+
+        Raises:
+            ValueError: On a regression task (use :meth:`predict`).
+        """
+        if self.label_type == "regression":
+            raise ValueError("mlp probe: a regression task has no class probabilities; use predict(x)")
         return probabilities(torch.from_numpy(self.decision_function(x)), self.label_type)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class indices ``(n,)``, or a 0/1 matrix ``(n, C)`` at threshold 0.5 for multilabel."""
+        """Class indices ``(n,)``, a 0/1 matrix ``(n, C)`` at threshold 0.5 (multilabel), or regression ``(n,)``."""
+        if self.label_type == "regression":
+            return self.decision_function(x)[:, 0]
         proba = self.predict_proba(x)
         return (proba >= 0.5).astype(np.int64) if self.label_type == "multilabel" else proba.argmax(1)
 

@@ -20,6 +20,13 @@ moments are dropped — so it costs neither training nor validation passes.
 A trailing minibatch of one clip is skipped when the network has BatchNorm
 layers (batch statistics of one clip are undefined; ``torch.nn.BatchNorm1d``
 raises).
+
+Regression tasks (an evalbench extension; HEAR has none): one output, the mean
+squared error on targets standardised with the training targets' mean and
+standard deviation (``target``), and validation scores on predictions mapped
+back to the targets' units.  Scores are compared *oriented* (higher is better,
+:func:`evalbench.metric_info.oriented`), so early stopping and selection also
+work for lower-is-better metrics such as MAE.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import torch.nn.functional as F
 
 from evalbench import metrics as M
 from evalbench.errors import MetricUndefinedError
+from evalbench.metric_info import oriented
 from evalbench.probes.adam import StackedAdam
 from evalbench.probes.linear import mean_loss
 from evalbench.probes.mlp_net import Candidate, StackedMLP
@@ -63,7 +71,7 @@ class Outcome:
 
     Attributes:
         candidate: The configuration.
-        valid: Best validation primary score.
+        valid: Best validation primary score, oriented (higher is better).
         valid_loss: Validation loss at that check (the selection tie-break).
         best_epoch: Epoch of the best check.
         epochs: Epochs trained before stopping or pruning.
@@ -86,22 +94,37 @@ def probabilities(logits: torch.Tensor, label_type: str) -> np.ndarray:
     return act.detach().double().cpu().numpy()
 
 
+def outputs(logits: torch.Tensor, label_type: str, target: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """What the metrics score: probabilities, or regression predictions ``mean + scale · z`` (float64 numpy).
+
+    Args:
+        logits: ``(..., C)`` network outputs.
+        label_type: The task's label type.
+        target: Regression: the training targets' ``(mean, scale)`` (ignored otherwise).
+    """
+    if label_type == "regression":
+        return target[0] + target[1] * logits[..., 0].detach().double().cpu().numpy()
+    return probabilities(logits, label_type)
+
+
 def stacked_loss(logits: torch.Tensor, y: torch.Tensor, label_type: str) -> torch.Tensor:
-    """Sum over candidates of each one's mean loss: softmax CE, or BCE-with-logits over clips × classes."""
+    """Sum over candidates of each one's mean loss: softmax CE, BCE-with-logits over clips × classes, or MSE."""
     g, b, c = logits.shape
+    if label_type == "regression":  # y: (B,) standardised targets
+        return F.mse_loss(logits[..., 0], y.expand(g, b), reduction="sum") / b
     if label_type == "multilabel":
         return F.binary_cross_entropy_with_logits(logits, y.expand_as(logits), reduction="sum") / (b * c)
     return F.cross_entropy(logits.reshape(g * b, c), y.repeat(g), reduction="sum") / b
 
 
 def validation_score(metric: str, y_valid: np.ndarray, proba: np.ndarray, label_type: str) -> float:
-    """The primary metric on validation.
+    """The primary metric on validation, oriented so that higher is better.
 
     Raises:
         MetricUndefinedError: The metric is undefined on the validation labels.
     """
     try:
-        return M.compute([metric], y_valid, proba, label_type)[metric]
+        return oriented(metric, M.compute([metric], y_valid, proba, label_type)[metric])
     except MetricUndefinedError as exc:
         raise MetricUndefinedError(f"validation split: {exc}") from None
 
@@ -126,21 +149,24 @@ def train_group(
     schedule: Schedule,
     random_state: int,
     on_check: OnCheck | None = None,
+    target: tuple[float, float] = (0.0, 1.0),
 ) -> list[Outcome]:
     """Train same-shape candidates as one stack; each keeps its best check (module docstring).
 
     Args:
         candidates: Configurations of one shape.
         x: ``(n, D)`` training inputs (the dtype and device of the computation).
-        y: Training labels, int64 ``(n,)`` or float multi-hot ``(n, C)``.
+        y: Training labels, int64 ``(n,)``, float multi-hot ``(n, C)`` or float standardised targets ``(n,)``.
         x_valid: Validation inputs.
         y_valid: Validation labels (numpy, for the metric).
         n_classes: Outputs C (2 for a binary task).
-        label_type: ``single``, ``binary`` or ``multilabel``.
+        label_type: ``single``, ``binary``, ``multilabel`` or ``regression``.
         metric: The primary metric.
         schedule: Batch size, epochs, check interval and patience.
         random_state: Seed of the minibatch order and of the candidates' generators.
-        on_check: Called after each check with the scores of the active candidates; returns those to prune.
+        on_check: Called after each check with the (oriented) scores of the active candidates; returns those to
+            prune.
+        target: Regression: the training targets' ``(mean, scale)``, mapping outputs back to target units.
 
     Returns:
         One :class:`Outcome` per candidate, in order.
@@ -166,7 +192,7 @@ def train_group(
             continue
         check += 1
         with torch.no_grad():
-            proba = probabilities(net.forward(x_valid), label_type)
+            proba = outputs(net.forward(x_valid), label_type, target)
         scores = {}
         for j, k in enumerate(active):
             out = outcomes[k]
@@ -190,4 +216,13 @@ def train_group(
     return outcomes
 
 
-__all__ = ["OnCheck", "Outcome", "Schedule", "probabilities", "stacked_loss", "train_group", "validation_score"]
+__all__ = [
+    "OnCheck",
+    "Outcome",
+    "Schedule",
+    "outputs",
+    "probabilities",
+    "stacked_loss",
+    "train_group",
+    "validation_score",
+]

@@ -140,4 +140,48 @@ def test_unknown_options_fail_in_fit() -> None:
     with pytest.raises(ValueError, match="search"):
         MLPProbe(2, search="random").fit(x, y, x, y)
     with pytest.raises(ValueError, match="label type"):
-        MLPProbe(1, "regression").fit(x, y, x, y)
+        MLPProbe(1, "ordinal").fit(x, y, x, y)
+
+
+def _regression_toy(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A nonlinear target in its own units (mean ≈ 60, scale ≈ 10): a linear probe cannot reach R² 0.9."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x, 60.0 + 6.0 * np.tanh(2.0 * x[:, 0]) + 6.0 * np.abs(x[:, 1]) + 0.3 * rng.standard_normal(n)
+
+
+def test_regression_head_learns_a_nonlinear_target_in_its_units() -> None:
+    xtr, ytr, xva, yva, xte, yte = splits(*_regression_toy(600, 6, seed=8))
+    options = {**TINY, "width": 32, "max_epochs": 150, "patience": 10, "lr": 1e-2, "search": "none"}
+    probe = MLPProbe(1, "regression", "r2", **options).fit(xtr, ytr, xva, yva)
+    assert (probe.target_mean_, probe.target_scale_) == pytest.approx((ytr.mean(), ytr.std()))  # train only
+    pred = probe.predict(xte)
+    assert pred.shape == (len(xte),) and M.r2(yte, pred) > 0.9
+    assert probe.valid_score_ == pytest.approx(M.r2(yva, probe.predict(xva)), abs=1e-6)
+    ridge = np.linalg.lstsq(np.c_[xtr, np.ones(len(xtr))], ytr, rcond=None)[0]
+    assert M.r2(yte, np.c_[xte, np.ones(len(xte))] @ ridge) < 0.8  # the hidden layer is what it needs
+    with pytest.raises(ValueError, match="use predict"):
+        probe.predict_proba(xte)
+    with pytest.raises(ValueError, match="one output"):
+        MLPProbe(2, "regression", "r2", **options).fit(xtr, ytr, xva, yva)
+
+
+def test_regression_batched_grid_equals_loop_and_lower_is_better_picks_the_smallest_error() -> None:
+    """MAE, a lower-is-better primary: the batched search and the torch.nn loop agree, and the pick minimises it."""
+    xtr, ytr, xva, yva, _, _ = splits(*_regression_toy(200, 5, seed=9))
+    grid = {"hidden_layers": (1,), "lr": (3e-2, 3e-3, 3e-4)}
+    options = {**TINY, "grid": grid, "grid_points": 3, "dtype": "float64", "random_state": 2}
+    probe = MLPProbe(1, "regression", "mae", **options).fit(xtr, ytr, xva, yva)
+    cands = grid_candidates(grid, 3, probe.fixed_params, add_linear=True)
+    f64, (mean, scale) = torch.float64, (ytr.mean(), ytr.std())
+    pick, results = one_at_a_time(
+        cands, torch.as_tensor(xtr, dtype=f64), torch.as_tensor((ytr - mean) / scale, dtype=f64),
+        torch.as_tensor(xva, dtype=f64), yva, 1, "regression", "mae", 2, 32, 24, 3, 3, target=(mean, scale),
+    )  # fmt: skip
+    maes = [t["valid"] for t in probe.trials_]
+    assert maes == pytest.approx([-r.valid for r in results], abs=1e-6) and len(set(maes)) == 4
+    assert all(m > 0 for m in maes) and probe.valid_score_ == min(maes)  # MAE in target units; the smallest wins
+    assert probe.best_params_ == results[pick].candidate.params()
+    with torch.no_grad():
+        ref = mean + scale * results[pick].model(torch.as_tensor(xva, dtype=f64))[:, 0].numpy()
+    np.testing.assert_allclose(probe.predict(xva), ref, atol=1e-8)
