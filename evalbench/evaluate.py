@@ -10,6 +10,12 @@ Stages live elsewhere; this module wires them together:
    ``overwrite``); else embed (from cache where possible), run the probe
    protocol, and write one record atomically, then its test predictions
    beside it (:func:`evalbench.results.store.write_predictions`).
+
+Under ``torchrun`` every rank embeds a slice of each uncached part and rank 0
+merges, probes and writes (:mod:`evalbench.embed.shard`); rank 0 runs the
+preflight first (it may generate the synthetic datasets) while the others wait.
+Precision (``--precision``, ``--tf32``) is part of the encoder identity
+whenever it is not float32 on CPU (:mod:`evalbench.utils.precision`).
 """
 
 from __future__ import annotations
@@ -35,9 +41,11 @@ from evalbench.embed.extract import (
     static_identity,
     verify_checkpoint,
 )
+from evalbench.embed.shard import barrier
 from evalbench.errors import EvalbenchError
 from evalbench.presets import DEFAULT_PRESET, get_preset, identity, record_file
 from evalbench.presets import probe_config as preset_probe_config
+from evalbench.pretrain.distributed import DistEnv, init_from_env, rank_device
 from evalbench.protocol import RunScore, evaluate_probe, runs_as_dicts, summarize, test_interval
 from evalbench.registry import PROBES
 from evalbench.results.schema import SCHEMA_VERSION
@@ -45,7 +53,10 @@ from evalbench.results.store import existing_is_current, staleness_key, write_pr
 from evalbench.specs.encoder import EncoderSpec
 from evalbench.specs.task import TaskSpec
 from evalbench.utils.device import resolve_device
+from evalbench.utils.precision import check_precision, compute_identity, set_matmul_policy
 from evalbench.utils.provenance import environment, git_state
+
+RANK_TIMEOUT = _dt.timedelta(hours=12)  # under torchrun, other ranks wait while rank 0 trains probes
 
 
 @dataclass
@@ -66,6 +77,8 @@ class RunConfig:
         workers: DataLoader worker processes for decoding.
         allow_contaminated: Score encoders on tasks whose evaluation clips they
             were trained on (the record and the leaderboard mark it).
+        precision: Extraction precision: ``fp32`` (default), ``bf16`` or ``fp16`` (autocast; checked against fp32).
+        tf32: Allow TF32 matmuls and convolutions on CUDA (off by default).
     """
 
     data_root: Path
@@ -80,6 +93,8 @@ class RunConfig:
     batch_size: int = 32
     workers: int = 0
     allow_contaminated: bool = False
+    precision: str = "fp32"
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if self.seeds is None:
@@ -119,6 +134,7 @@ def _record(
     stats: EmbedStats,
     probe_seconds: float,
     static: dict[str, Any],
+    env: DistEnv,
 ) -> dict[str, Any]:
     task = data.task
     return {
@@ -175,8 +191,16 @@ def _record(
             "parts_cached": stats.parts_cached,
             "parts_computed": stats.parts_computed,
             "clips_embedded": stats.clips_computed,
+            "stages_s": {k: round(v, 3) for k, v in {**stats.stages, "probe": probe_seconds}.items()},
         },
         "environment": environment(device),
+        "compute": {
+            "device": enc.device.type,
+            "precision": enc.precision,
+            "tf32": enc.tf32,
+            "check_deviation": enc.deviations.get(task.name),
+            "processes": env.world,
+        },
     }
 
 
@@ -203,11 +227,22 @@ def _current_key(spec: EncoderSpec, static: dict[str, Any], data: TaskData, cfg:
 
 
 def _evaluate_pair(
-    enc: LoadedEncoder, data: TaskData, cfg: RunConfig, cache: EmbeddingCache, device: str, static: dict[str, Any]
-) -> tuple[dict[str, Any], list[RunScore]]:
-    """Embed (cache-aware), run the probe protocol and build the record of one pair (returned with its runs)."""
+    enc: LoadedEncoder,
+    data: TaskData,
+    cfg: RunConfig,
+    cache: EmbeddingCache,
+    device: str,
+    static: dict[str, Any],
+    env: DistEnv,
+) -> tuple[dict[str, Any], list[RunScore]] | None:
+    """Embed (cache-aware), run the probe protocol and build the record of one pair (returned with its runs).
+
+    Under torchrun, ranks other than 0 embed their shards and return None.
+    """
     preset = get_preset(cfg.protocol)
-    x, x_test, stats = embed_views(enc, data, cache, cfg.batch_size, cfg.workers, preset.embedding)
+    x, x_test, stats = embed_views(enc, data, cache, cfg.batch_size, cfg.workers, preset.embedding, env)
+    if x is None or x_test is None:
+        return None
     start = time.perf_counter()
     split_dir = Path(cfg.cache_dir) / "splits"
     config = probe_config(cfg, enc.spec.name, data.task.name)
@@ -215,18 +250,40 @@ def _evaluate_pair(
         data, x, cfg.probe, cfg.seeds, device, config, split_dir, x_test, preset.validation, preset.standardize,
         preset.search_rule,
     )  # fmt: skip
-    return _record(enc, data, cfg, device, runs, stats, time.perf_counter() - start, static), runs
+    return _record(enc, data, cfg, device, runs, stats, time.perf_counter() - start, static, env), runs
+
+
+def _quiet(_: str) -> None:
+    """The log of ranks other than 0 under torchrun."""
 
 
 def run(
-    encoders: list[EncoderSpec], tasks: list[TaskSpec], cfg: RunConfig, log: Callable[[str], None] = print
+    encoders: list[EncoderSpec],
+    tasks: list[TaskSpec],
+    cfg: RunConfig,
+    log: Callable[[str], None] = print,
+    on_preflight: Callable[[], None] | None = None,
 ) -> list[Outcome]:
     """Evaluate every encoder on every task and write run records.
+
+    Args:
+        encoders: Encoder specs.
+        tasks: Task specs.
+        cfg: Run options.
+        log: Progress lines.
+        on_preflight: Called once the preflight is done (every dataset open and checked, every checkpoint
+            verified), before any record is examined or written: the up-to-date memo observes its inputs here.
 
     Returns:
         One :class:`Outcome` per (encoder, task) pair, in order.
     """
-    device = resolve_device(cfg.device)
+    env = init_from_env(resolve_device(cfg.device), RANK_TIMEOUT)
+    device = rank_device(resolve_device(cfg.device), env)
+    check_precision(cfg.precision, device)
+    set_matmul_policy(cfg.tf32)
+    compute = compute_identity(device, cfg.precision, cfg.tf32)
+    if not env.main:
+        log = _quiet
     PROBES.check(cfg.probe, "--probe")
     protocol_identity(cfg)  # an unknown preset or probe option fails here, before any work
     probe_cls = PROBES.get(cfg.probe)
@@ -236,7 +293,11 @@ def run(
                 f"task '{t.name}' has {t.labels.type} labels, which --probe {cfg.probe} under --protocol "
                 f"{cfg.protocol} cannot fit; leave the task out, or use --protocol evalbench --probe linear or knn"
             )
+    if not env.main:
+        barrier(env)  # rank 0 prepares (and may generate) the datasets first
     datas = {t.name: open_task_data(t, cfg.data_root) for t in tasks}
+    if env.main:
+        barrier(env)
     digests = {e.name: verify_checkpoint(e) for e in encoders}
     seen = {e.name: trained_hashes(e) for e in encoders}
     overlaps = {
@@ -244,11 +305,13 @@ def run(
         for e in encoders
         for t in tasks
     }
+    if on_preflight is not None:
+        on_preflight()
     cache = EmbeddingCache(cfg.cache_dir)
     outcomes = []
     for spec in encoders:
         enc: LoadedEncoder | None = None
-        static = static_identity(spec, digests[spec.name])
+        static = static_identity(spec, digests[spec.name], compute)
         for task in tasks:
             data = datas[task.name]
             ident = protocol_identity(cfg, spec.name, task.name)
@@ -257,11 +320,15 @@ def run(
                 log(f"{spec.name} × {task.name}: up to date ({path}); --overwrite recomputes it")
                 outcomes.append(Outcome(spec.name, task.name, "up to date", path))
                 continue
-            enc = enc or load_encoder_model(spec, device, digests[spec.name])
+            enc = enc or load_encoder_model(spec, device, digests[spec.name], cfg.precision, cfg.tf32)
             try:
-                record, runs = _evaluate_pair(enc, data, cfg, cache, str(device), static)
+                done = _evaluate_pair(enc, data, cfg, cache, str(device), static, env)
             except EvalbenchError as exc:  # name the pair: the message alone may not say which
                 raise type(exc)(f"{spec.name} × {task.name}: {exc}") from None
+            if done is None:  # another rank than 0: its shards are stored; rank 0 probes and writes
+                outcomes.append(Outcome(spec.name, task.name, "embedded", path))
+                continue
+            record, runs = done
             overlap = overlaps[spec.name, task.name]
             if overlap is not None:
                 record["contamination"] = overlap.as_record()

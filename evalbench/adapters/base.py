@@ -12,6 +12,18 @@ reference harness's padding pollution (PROTOCOL.md §4, flaw 6).
 Adapters whose input normalisation is fitted on the downstream training audio
 (BYOL-A, PROTOCOL.md §2.1 item 3) set ``needs_fit`` and implement :meth:`fit`;
 the fitted state enters the embedding-cache key via :meth:`fitted_state`.
+
+Front-end split (optional, ``has_front_end``).  An adapter may cut
+:meth:`Encoder.encode` in two: :meth:`~Encoder.features`, a front end with no
+learned parameters and no fitted state (e.g. the log-mel spectrogram), and
+:meth:`~Encoder.encode_features`, everything after it, with
+``encode(w, l) == encode_features(features(w, l), l)``.  An adapter that also
+needs a fit then fits from features in batches (:meth:`~Encoder.begin_fit`,
+:meth:`~Encoder.fit_features` per batch, :meth:`~Encoder.finish_fit`), to the
+same statistics as :meth:`~Encoder.fit` on the clips alone.  The extraction
+pipeline uses this to compute each clip's front end once per run, both for the
+statistics and for the embedding (:mod:`evalbench.embed.fit`); adapters
+without the split keep the plain path.
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ class Encoder(nn.Module):
 
     VERSION: ClassVar[int] = 1
     needs_fit: bool = False  # adapters may set it per instance (e.g. fixed statistics need no fit)
+    has_front_end: ClassVar[bool] = False  # True: features/encode_features (and, with needs_fit, *_fit) exist
     sample_rate: int
     embed_dim: int
     hop_seconds: float
@@ -62,7 +75,7 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> Frames:
-        """Encode a batch.
+        """Encode a batch (with ``has_front_end``: ``encode_features(features(waveforms, lengths), lengths)``).
 
         Args:
             waveforms: ``(B, N)`` float32 mono audio at :attr:`sample_rate`,
@@ -72,10 +85,68 @@ class Encoder(nn.Module):
         Returns:
             Frame embeddings and validity mask.
         """
+        if self.has_front_end:
+            return self.encode_features(self.features(waveforms, lengths), lengths)
         raise NotImplementedError
+
+    def features(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The front end of :meth:`encode` (only if ``has_front_end``).
+
+        It has no learned parameters and does not depend on fitted state, so
+        it can run before :meth:`fit`; each clip's features depend only on its
+        own valid samples (batch invariance, as :meth:`encode`).
+
+        Args:
+            waveforms: ``(B, N)`` float32 audio, as for :meth:`encode`.
+            lengths: ``(B,)`` int64 valid samples per clip.
+
+        Returns:
+            A ``(B, ...)`` float tensor that :meth:`encode_features` and
+            :meth:`fit_features` accept.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no separate front end")
+
+    def encode_features(self, features: torch.Tensor, lengths: torch.Tensor) -> Frames:
+        """Everything of :meth:`encode` after the front end (only if ``has_front_end``).
+
+        ``encode(w, l)`` equals this applied to ``features(w, l)`` and ``l``.
+
+        Args:
+            features: Output of :meth:`features` for the batch.
+            lengths: ``(B,)`` int64 valid samples per clip (the same as given to :meth:`features`).
+
+        Returns:
+            Frame embeddings and validity mask.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no separate front end")
 
     def fit(self, clips: Iterable[torch.Tensor]) -> None:
         """Fit input statistics on training audio (only if ``needs_fit``)."""
+
+    def begin_fit(self) -> None:
+        """Start a batched fit from features, discarding any partial one (``has_front_end`` and ``needs_fit``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot fit from features")
+
+    def fit_features(self, features: torch.Tensor, lengths: torch.Tensor) -> None:
+        """Accumulate the fit statistics of a batch of training clips' :meth:`features`.
+
+        Only each clip's valid part counts, so after :meth:`finish_fit` the state
+        equals that of :meth:`fit` on the same clips, each trimmed to its valid
+        length, up to float summation order.
+
+        Args:
+            features: :meth:`features` of the batch.
+            lengths: ``(B,)`` int64 valid samples per clip.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot fit from features")
+
+    def finish_fit(self) -> None:
+        """Turn the statistics accumulated since :meth:`begin_fit` into the fitted state.
+
+        Raises:
+            ValueError: Nothing was accumulated.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot fit from features")
 
     def fitted_state(self) -> dict[str, Any]:
         """JSON-able fitted state (e.g. normalisation statistics) for the cache key."""

@@ -90,11 +90,15 @@ class ByolaEncoder(FittedLogMel, FrozenEncoder):
         torch.save({k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}, buf)
         atomic_write_bytes(Path(path), buf.getvalue())
 
-    def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> Frames:
-        """Frames ``(B, T', D)`` of whole clips and their batch-invariance mask.
+    def encode_features(self, features: torch.Tensor, lengths: torch.Tensor) -> Frames:
+        """Frames ``(B, T', D)`` of whole clips from their log-mel, and their batch-invariance mask.
+
+        ``encode(waveforms, lengths)`` (the encoder protocol) is this applied
+        to :meth:`features`, the un-normalised log-mel; the normalisation
+        and the network run here.
 
         Args:
-            waveforms: ``(B, N)`` float32 audio at 16 kHz, zero-padded on the right.
+            features: ``(B, 64, T)`` log-mel of :meth:`features` (16 kHz audio).
             lengths: ``(B,)`` valid samples per clip.
 
         Returns:
@@ -104,9 +108,8 @@ class ByolaEncoder(FittedLogMel, FrozenEncoder):
         Raises:
             RuntimeError: The normalisation was neither fitted nor fixed.
         """
-        spec = self._logmel(waveforms, lengths)
-        n_in = self.frontend.frame_mask(lengths, spec.shape[-1]).sum(1)
-        x = self.normalizer(spec).unsqueeze(1)  # (B, 1, 64, T)
+        n_in = self.frontend.frame_mask(lengths, features.shape[-1]).sum(1)
+        x = self.normalizer(features).unsqueeze(1)  # (B, 1, 64, T)
         x = x * (torch.arange(x.shape[-1], device=x.device)[None, :] < n_in[:, None].to(x.device))[:, None, None, :]
         # A clip under 2**blocks frames is zero-extended to that many (the pools need them), alone or batched.
         n_net = n_in.clamp(min=self.net.downsample)

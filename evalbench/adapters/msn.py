@@ -199,11 +199,15 @@ class MSNEncoder(FittedLogMel, FrozenEncoder):
         tokens, pad = vit_forward(self.backbone, images, grids)
         return pool_tokens(tokens, pad, opts.output)
 
-    def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> Frames:
-        """Window embeddings ``(B, W, D)`` and the mask of windows that exist.
+    def encode_features(self, features: torch.Tensor, lengths: torch.Tensor) -> Frames:
+        """Window embeddings ``(B, W, D)`` from the clips' log-mel, and the mask of windows that exist.
+
+        ``encode(waveforms, lengths)`` (the encoder protocol) is this applied
+        to :meth:`features`, the un-normalised log-mel; the normalisation,
+        windowing and ViT run here.
 
         Args:
-            waveforms: ``(B, N)`` float32 audio at :attr:`sample_rate`, zero-padded on the right.
+            features: ``(B, n_mels, T)`` log-mel of :meth:`features`.
             lengths: ``(B,)`` valid samples per clip.
 
         Returns:
@@ -212,7 +216,7 @@ class MSNEncoder(FittedLogMel, FrozenEncoder):
         Raises:
             RuntimeError: The normalisation was neither fitted nor fixed.
         """
-        spec = self.normalizer(self._logmel(waveforms, lengths))
+        spec = self.normalizer(features)
         n_valid = self.frontend.frame_mask(lengths.to(spec.device), spec.shape[-1]).sum(1).tolist()
         size, min_tail = self.options.window_frames, self.options.min_tail_frames
         windows, owner, slot = [], [], []

@@ -3,10 +3,17 @@
 BYOL-A (Niizumi et al., IJCNN 2021 / TASLP 2023) and the MSN-audio port
 normalise log-mel input as x̃ = (x − μ)/σ with a *single* mean and standard
 deviation computed over the downstream task's training clips (EVAR uses at most
-5,000 clips; PROTOCOL.md §2.1 item 3).  This module computes μ and σ over every
-frame of each training clip framed on its own (its padding excluded, the
-frames at its true end included), and keeps them as plain floats so they can be
-stored in the embedding-cache key and the run record.
+5,000 clips, BYOL-A v1's own evaluation up to 10,000; PROTOCOL.md §2.1 item 3,
+METHODS.md §1.2).  This module computes μ and σ over every frame of each
+training clip framed on its own (its padding excluded, the frames at its true
+end included), and keeps them as plain floats so they can be stored in the
+embedding-cache key and the run record.
+
+The statistics are running float64 sums (Σx, Σx², count), so they can be
+accumulated clip by clip (:meth:`LogMelNormalizer.fit`) or batch by batch from
+log-mels the extraction computes anyway (:meth:`FittedLogMel.fit_features`);
+the two differ only in float summation order and in the float32 rounding of a
+batched against a single-clip STFT (relative ~1e-7).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ class LogMelNormalizer(nn.Module):
     def __init__(self, mean: float | None = None, std: float | None = None) -> None:
         super().__init__()
         self.mean, self.std = mean, std
+        self._sums: tuple[float, float, int] | None = None  # (Σx, Σx², count) of a fit in progress
 
     @property
     def fitted(self) -> bool:
@@ -50,14 +58,39 @@ class LogMelNormalizer(nn.Module):
             clips: 1-D waveforms (each trimmed to its valid length).
             logmel: Front end mapping ``(1, N)`` audio to ``(1, n_mels, T)``.
             n_valid: ``(n_samples, T) -> valid frame count`` for one clip.
+
+        Raises:
+            ValueError: No clip (nothing to fit on).
         """
-        total, total_sq, count = 0.0, 0.0, 0
+        self.begin()
         for wav in clips:
             spec = logmel(wav.reshape(1, -1).float())[0]
-            spec = spec[:, : n_valid(wav.numel(), spec.shape[-1])].double()
-            total += float(spec.sum())
-            total_sq += float((spec**2).sum())
-            count += spec.numel()
+            self.accumulate(spec[:, : n_valid(wav.numel(), spec.shape[-1])])
+        self.finish()
+
+    def begin(self) -> None:
+        """Start a fit: zero the running sums (a fit in progress is discarded)."""
+        self._sums = (0.0, 0.0, 0)
+
+    @torch.no_grad()
+    def accumulate(self, values: torch.Tensor) -> None:
+        """Add log-mel values (any shape, every element valid) to the running float64 sums.
+
+        Args:
+            values: Valid log-mel values of one or more clips.
+        """
+        total, total_sq, count = self._sums or (0.0, 0.0, 0)
+        x = values.double()
+        self._sums = (total + float(x.sum()), total_sq + float((x**2).sum()), count + x.numel())
+
+    def finish(self) -> None:
+        """Set μ and σ (population, floored at 1e-6) from the running sums and clear them.
+
+        Raises:
+            ValueError: Nothing was accumulated.
+        """
+        total, total_sq, count = self._sums or (0.0, 0.0, 0)
+        self._sums = None
         if count == 0:
             raise ValueError("no training audio to fit the log-mel normalisation on")
         mean = total / count
@@ -85,9 +118,15 @@ class FittedLogMel:
     :class:`~evalbench.adapters.frontend.LogMelFrontEnd`), ``normalizer`` (a
     :class:`LogMelNormalizer`) and ``needs_fit`` (False when the options fix
     the statistics).  Supplies the encoder protocol's ``fit``,
-    ``fitted_state`` and ``load_fitted_state``.
+    ``fitted_state`` and ``load_fitted_state``, and the front-end split
+    (:mod:`evalbench.adapters.base`): :meth:`features` is the un-normalised
+    log-mel, which needs neither weights nor statistics, and the adapter
+    implements ``encode_features`` from it (normalisation onwards); the
+    statistics can then be fitted batch by batch from those log-mels
+    (:meth:`begin_fit`, :meth:`fit_features`, :meth:`finish_fit`).
     """
 
+    has_front_end = True
     frontend: LogMelFrontEnd
     normalizer: LogMelNormalizer
     needs_fit: bool
@@ -114,6 +153,46 @@ class FittedLogMel:
         """
         if self.needs_fit:
             self.normalizer.fit(clips, self._logmel, self._n_valid)
+
+    def features(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The front end: un-normalised log-mel ``(B, n_mels, T)``, each clip framed as if alone.
+
+        Args:
+            waveforms: ``(B, N)`` float32 audio, zero-padded on the right.
+            lengths: ``(B,)`` valid samples per clip.
+
+        Returns:
+            The log-mel; clip ``b``'s own frames are ``frontend.frame_mask(lengths, T)[b]``.
+        """
+        return self._logmel(waveforms, lengths)
+
+    def begin_fit(self) -> None:
+        """Start a batched fit (discarding one in progress); no-op with fixed statistics."""
+        if self.needs_fit:
+            self.normalizer.begin()
+
+    def fit_features(self, features: torch.Tensor, lengths: torch.Tensor) -> None:
+        """Add the valid log-mel values of a batch of training clips to the fit; no-op with fixed statistics.
+
+        A clip's valid frames are those :meth:`~evalbench.adapters.frontend.LogMelFrontEnd.frame_mask`
+        marks, exactly the frames of the clip framed alone that :meth:`fit` uses.
+
+        Args:
+            features: :meth:`features` ``(B, n_mels, T)`` of the clips.
+            lengths: ``(B,)`` valid samples per clip.
+        """
+        if self.needs_fit:
+            mask = self.frontend.frame_mask(lengths.to(features.device), features.shape[-1])
+            self.normalizer.accumulate(features.transpose(1, 2)[mask])
+
+    def finish_fit(self) -> None:
+        """Set the statistics from the batches given since :meth:`begin_fit`; no-op with fixed statistics.
+
+        Raises:
+            ValueError: No training clip was given.
+        """
+        if self.needs_fit:
+            self.normalizer.finish()
 
     def fitted_state(self) -> dict[str, float]:
         """``{"mean", "std"}`` of the normalisation (empty before fitting)."""

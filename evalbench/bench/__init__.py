@@ -15,6 +15,15 @@ asked for, so that building the command line never imports torch.  Parts:
 - ``probe`` (:mod:`evalbench.bench.probe`): the ``evalbench`` linear protocol
   against a converged scikit-learn logistic regression (score, time), and its
   whole cost against BYOL-A extraction on an ESC-10-shaped task.
+- ``extract`` (:mod:`evalbench.bench.extract`): clips/s of the whole cold
+  extraction pipeline (decode, resample, fit, encode, pool, cache) ÷ clips/s of
+  the bare encoder forward on the same pre-loaded batches, per encoder.
+- ``scaling`` (:mod:`evalbench.bench.scaling`): wall time and peak RSS of
+  extraction at 1× and 10× the clips, each size in a fresh process.
+- ``long`` (:mod:`evalbench.bench.long`): 30 s clips through the windowing
+  adapters (``msn``, ``clmr``), batched as ``run`` does ÷ one clip per call.
+- ``rerun`` (:mod:`evalbench.bench.rerun`): a cold ``evalbench run`` ÷ the same
+  command with every record up to date, each a fresh process.
 """
 
 from __future__ import annotations
@@ -34,6 +43,10 @@ from evalbench.errors import UnknownNameError
 PARTS: dict[str, str] = {
     "pretrain": "evalbench.bench.pretrain:measure",
     "probe": "evalbench.bench.probe:measure",
+    "extract": "evalbench.bench.extract:measure",
+    "scaling": "evalbench.bench.scaling:measure",
+    "long": "evalbench.bench.long:measure",
+    "rerun": "evalbench.bench.rerun:measure",
 }
 
 

@@ -16,8 +16,6 @@ import os
 import time
 from pathlib import Path
 
-from tabulate import tabulate
-
 from evalbench.bench import PARTS
 from evalbench.errors import EvalbenchError
 
@@ -47,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the parts, print the table (and notes), optionally write the JSON."""
+    from tabulate import tabulate
+
     from evalbench.bench import BenchContext, machine_facts, resolve_parts, run_parts, scratch_dirs
 
     parts = resolve_parts(args.parts)

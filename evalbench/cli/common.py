@@ -46,6 +46,20 @@ def add_dirs(
         parser.add_argument("--encoders-dir", help="encoder specs (default: <project>/encoders)")
 
 
+def add_compute(parser: argparse.ArgumentParser) -> None:
+    """``--precision`` and ``--tf32`` (``run``, ``embed``; :mod:`evalbench.utils.precision`)."""
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16"),
+        help="extraction precision: autocast at bf16/fp16 (fp16: CUDA only), refused when a check batch moves "
+        "embeddings more than 1%% from fp32; part of the cache key and record (default: fp32)",
+    )
+    parser.add_argument(
+        "--tf32", action="store_true", help="allow TF32 matmuls and convolutions on CUDA (default: off, recorded)"
+    )
+
+
 def resolve_pipeline_args(args: argparse.Namespace) -> tuple[list, list]:
     """The encoder and task specs named by ``--encoder``/``--checkpoint``/``--tasks`` (``run``, ``embed``).
 

@@ -13,8 +13,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
-
 from evalbench.cli.common import add_dirs
 from evalbench.errors import EvalbenchError
 
@@ -90,6 +88,8 @@ def handle(args: argparse.Namespace) -> int:
 
 def _verify(task: TaskSpec, data_root: Path) -> int:
     """Print one line per problem file, the exclusions and the class counts; fail if any problem."""
+    from tabulate import tabulate
+
     from evalbench.data.verify import verify_task
 
     report = verify_task(task, data_root)

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalbench.cli.common import add_dirs, resolve_pipeline_args
+from evalbench.cli.common import add_compute, add_dirs, resolve_pipeline_args
 from evalbench.errors import EvalbenchError
 
 if TYPE_CHECKING:  # torch-heavy modules are imported by the handler only (listing never imports torch)
@@ -37,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--batch-size", type=int, default=32, help="extraction batch size (does not change results)")
     p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default: 0, in-process)")
+    add_compute(p)
     add_dirs(p, data=True, cache=True)
     p.set_defaults(handler=handle)
 
@@ -79,6 +80,7 @@ def handle(args: argparse.Namespace) -> int:
     from evalbench.embed.extract import LoadedEncoder, embed_task, load_encoder_model, verify_checkpoint
     from evalbench.utils.device import resolve_device
     from evalbench.utils.io import atomic_savez
+    from evalbench.utils.precision import check_precision, set_matmul_policy
 
     encoders, tasks = resolve_pipeline_args(args)
     out = Path(args.out).expanduser()
@@ -86,6 +88,8 @@ def handle(args: argparse.Namespace) -> int:
         raise EvalbenchError(f"--out {out}: exists and is not a folder")
     # preflight, as `evalbench run` does: a bad device, dataset or weights file fails before any file is written
     device = resolve_device(args.device)
+    check_precision(args.precision, device)
+    set_matmul_policy(args.tf32)
     data_root = paths.data_root(args.data_root)
     datas = {t.name: open_task_data(t, data_root) for t in tasks}
     digests = {e.name: verify_checkpoint(e) for e in encoders}
@@ -95,7 +99,7 @@ def handle(args: argparse.Namespace) -> int:
         folder = out / spec.name if len(encoders) > 1 else out
         for task in tasks:
             data = datas[task.name]
-            enc = enc or load_encoder_model(spec, device, digests[spec.name])
+            enc = enc or load_encoder_model(spec, device, digests[spec.name], args.precision, args.tf32)
             try:
                 x, stats = embed_task(enc, data, cache, args.batch_size, args.workers)
             except EvalbenchError as exc:  # name the pair: the message alone may not say which

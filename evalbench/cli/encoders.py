@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
-from tabulate import tabulate
-
 from evalbench.cli.common import add_catalog
 from evalbench.errors import EvalbenchError, SpecError
 
@@ -48,6 +45,9 @@ def check_module(name: str) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     """Dispatch the action."""
+    import yaml
+    from tabulate import tabulate
+
     from evalbench import paths
     from evalbench.specs.encoder import encoder_files, load_encoder, parse_encoder_file
     from evalbench.specs.fields import to_dict

@@ -4,14 +4,23 @@
 for any installed HEAR-API module.  ``--checkpoint PATH`` scores another weights
 file of one encoder's family without writing YAML; its records go to
 ``results/<encoder>@<file stem>-<sha256[:8]>/`` and carry the file's SHA-256.
+
+A rerun whose every record is up to date answers from the up-to-date memo
+(:mod:`evalbench.results.uptodate`) without importing torch or scikit-learn.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from evalbench.cli.common import add_dirs, resolve_pipeline_args
+from evalbench.cli.common import add_compute, add_dirs, resolve_pipeline_args
 from evalbench.errors import EvalbenchError
+
+if TYPE_CHECKING:
+    from evalbench.results.uptodate import Inputs
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
@@ -84,15 +93,71 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score an encoder on tasks whose test clips it was trained on (the record and leaderboard mark it)",
     )
+    p.add_argument(
+        "--profile", action="store_true", help="print each pair's time per stage (decode, resample, encode, ...)"
+    )
+    add_compute(p)
     add_dirs(p, data=True, cache=True, results=True)
     p.set_defaults(handler=handle)
 
 
+SUMMARY = "{written} record(s) written, {current} up to date; `evalbench leaderboard` regenerates the tables"
+
+
+def _memo(args: argparse.Namespace) -> Path | None:
+    """The up-to-date memo of this request (None for HEAR modules, whose code evalbench does not watch)."""
+    from evalbench import paths
+    from evalbench.results import uptodate
+
+    if "hear:" in args.encoder:
+        return None
+    folders = {
+        "data": paths.data_root(args.data_root),
+        "cache": paths.cache_root(args.cache_dir),
+        "results": paths.results_dir(args.results_dir),
+        "tasks": paths.tasks_dir(args.tasks_dir),
+        "encoders": paths.encoders_dir(args.encoders_dir),
+    }
+    options = {k: v for k, v in vars(args).items() if k not in ("handler", "overwrite", "profile")}
+    key = uptodate.request_key(options, {k: str(Path(v).resolve()) for k, v in folders.items()})
+    return uptodate.memo_path(folders["cache"], key)
+
+
+def _inputs(args: argparse.Namespace, encoders: list, tasks: list, data_root: Path) -> Inputs:
+    """What the verdicts of this run depend on (:class:`evalbench.results.uptodate.Inputs`)."""
+    from evalbench import paths
+    from evalbench.data.prepare import dataset_dir
+    from evalbench.results.uptodate import Inputs
+
+    inputs = Inputs(trees=[str(paths.tasks_dir(args.tasks_dir)), str(paths.encoders_dir(args.encoders_dir))])
+    for spec in encoders:
+        inputs.files += [str(p) for p in (spec.source_path, spec.checkpoint_path(), spec.trained_on_path()) if p]
+    for task in tasks:
+        inputs.files.append(task.source_path)
+        inputs.add_dataset(dataset_dir(task, data_root))
+    return inputs
+
+
 def handle(args: argparse.Namespace) -> int:
-    """Resolve names and folders, then call :func:`evalbench.evaluate.run`."""
+    """Answer from the up-to-date memo, or resolve names and folders and call :func:`evalbench.evaluate.run`."""
+    memo = None if args.overwrite else _memo(args)
+    if memo is not None:
+        from evalbench.results import uptodate
+
+        lines = uptodate.check(memo)
+        if lines is not None:
+            for encoder, task, path in lines:
+                print(f"{encoder} × {task}: up to date ({path}); --overwrite recomputes it")
+            if args.profile:
+                print_profile([(encoder, task, "up to date", path) for encoder, task, path in lines])
+            print(SUMMARY.format(written=0, current=len(lines)))
+            return 0
+
     from evalbench import paths
     from evalbench.evaluate import RunConfig, run
+    from evalbench.results import uptodate
 
+    memo = memo or _memo(args)
     encoders, tasks = resolve_pipeline_args(args)
     cfg = RunConfig(
         data_root=paths.data_root(args.data_root),
@@ -107,11 +172,42 @@ def handle(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         allow_contaminated=args.allow_contaminated,
+        precision=args.precision,
+        tf32=args.tf32,
     )
-    outcomes = run(encoders, tasks, cfg)
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone reports
+    inputs = _inputs(args, encoders, tasks, cfg.data_root) if memo is not None and main_rank else None
+    before: dict = {}
+    outcomes = run(encoders, tasks, cfg, on_preflight=lambda: before.update(inputs.observe() if inputs else {}))
+    if not main_rank:
+        return 0
+    if memo is not None and inputs is not None:
+        uptodate.write(memo, before, inputs, [(o.encoder, o.task, str(o.path)) for o in outcomes])
+    if args.profile:
+        print_profile([(o.encoder, o.task, o.status, o.path) for o in outcomes])
     written = sum(o.status == "written" for o in outcomes)
-    print(
-        f"{written} record(s) written, {len(outcomes) - written} up to date; "
-        "`evalbench leaderboard` regenerates the tables"
-    )
+    print(SUMMARY.format(written=written, current=len(outcomes) - written))
     return 0
+
+
+def print_profile(pairs: list[tuple[str, str, str, str | Path]]) -> None:
+    """Seconds per stage of every ``(encoder, task, status, record path)`` (an up-to-date pair: its recorded run)."""
+    import json
+
+    from tabulate import tabulate
+
+    stages = ("fit", "load_wait", "decode", "resample", "encode", "pool", "cache_write", "probe")
+    rows = []
+    for encoder, task, status, path in pairs:
+        try:
+            timings = json.loads(Path(path).read_text(encoding="utf-8")).get("timings", {})
+        except (OSError, ValueError):
+            continue
+        per = timings.get("stages_s", {})
+        rows.append([encoder, task, status, *(per.get(s) for s in stages), timings.get("extract_s")])
+    headers = ["encoder", "task", "record", *(f"{s} s" for s in stages), "extract s"]
+    print(tabulate(rows, headers=headers, floatfmt=".2f", missingval="—"))
+    print(
+        "decode/resample: summed over clips in whichever process decoded them (with --workers they overlap the "
+        "encoder); load_wait: time spent waiting for decoded batches; extract: the whole extraction"
+    )

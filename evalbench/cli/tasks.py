@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-from tabulate import tabulate
-
 from evalbench.cli.common import add_catalog, add_dirs
 from evalbench.errors import EvalbenchError, SpecError
 
@@ -84,6 +81,9 @@ def validate_all(tasks_dir: Path, files: list[Path] | None = None, data_root: Pa
 
 def handle(args: argparse.Namespace) -> int:
     """Dispatch the action."""
+    import yaml
+    from tabulate import tabulate
+
     from evalbench import paths
     from evalbench.specs.fields import to_dict
     from evalbench.specs.task import load_task, parse_suite_file, parse_task_file, suite_files, task_files

@@ -25,6 +25,7 @@ import hashlib
 import math
 import os
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,7 @@ def load_clip(
     cache: ResampleCache | None = None,
     content: str = "",
     bounds: tuple[float, float | None] = (0.0, None),
+    timings: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Decode, check, mono-mix, crop, resample and pad one clip to the task unit.
 
@@ -200,6 +202,8 @@ def load_clip(
         content: SHA-256 of the file's bytes (from the prepared dataset's content
             index); it names the cache entry, so a clip edited in place misses.
         bounds: Plausible duration ``(min_seconds, max_seconds)`` from the spec.
+        timings: When given, seconds are added to its ``decode`` (reading the file or the resampled-clip cache,
+            checks, mono mix, crop, padding) and ``resample`` (resampling and storing the result) entries.
 
     Returns:
         ``(samples, valid_length)``: ``samples`` has exactly
@@ -209,6 +213,8 @@ def load_clip(
     Raises:
         AudioDecodeError: The file is missing, undecodable or damaged (:func:`read_audio`).
     """
+    begin = time.perf_counter()
+    resampling = 0.0
     n_target = max(1, round(clip_seconds * target_sr))
     name = (content, key, clip_seconds, target_sr, policy, seed)
     use_cache = cache is not None and bool(content)
@@ -220,13 +226,18 @@ def load_clip(
         wav = wav[start : start + n_native]
         valid_native = len(wav)
         if sr != target_sr:
+            mark = time.perf_counter()
             wav = resampler(wav, sr, target_sr)[: min(n_target, math.ceil(valid_native * target_sr / sr))]
             if use_cache:
                 cache.put(name, wav)
+            resampling = time.perf_counter() - mark
         cached = wav
     valid = min(n_target, len(cached))
     out = np.zeros(n_target, dtype=np.float32)
     out[:valid] = cached[:valid]
+    if timings is not None:
+        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - begin - resampling
+        timings["resample"] = timings.get("resample", 0.0) + resampling
     return out, valid
 
 

@@ -153,6 +153,12 @@ class EmbeddingCache:
         )
         return npy
 
+    def remove(self, encoder: str, task: str, part: str, payload: dict[str, Any]) -> None:
+        """Delete the entry for ``payload`` if present (manifest first, so a half-removed entry is a miss)."""
+        npy, manifest = self.paths(encoder, task, part, self.key(payload))
+        manifest.unlink(missing_ok=True)
+        npy.unlink(missing_ok=True)
+
     def _state_path(self, encoder: str, task: str, key: str) -> Path:
         return self.root / encoder / task / f"fit.{key[:16]}.json"
 

@@ -18,193 +18,27 @@ and, when not the default, the pooling rule.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from evalbench.adapters.base import Encoder, Frames
-from evalbench.adapters.pooling import pooled_dim
-from evalbench.data.audio import RESAMPLE_METHOD, ResampleCache, Resampler, load_clip
+from evalbench.data.audio import RESAMPLE_METHOD
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
-from evalbench.errors import AudioDecodeError, EvalbenchError
+from evalbench.embed.encoder import LoadedEncoder, load_encoder_model, static_identity, verify_checkpoint
+from evalbench.embed.fit import FIT_MAX_CLIPS, fit_encoder, fitted_on, fused_fit
+from evalbench.embed.loader import ClipDataset, clip_batches
+from evalbench.embed.shard import barrier, embed_part_sharded
+from evalbench.errors import EvalbenchError
 from evalbench.presets import EmbeddingRecipe
-from evalbench.registry import ADAPTERS, POOLINGS
-from evalbench.specs.encoder import EncoderSpec, pretrained_alternatives
-from evalbench.utils.hashing import sha256_file, sha256_json
+from evalbench.pretrain.distributed import DistEnv
+from evalbench.utils.hashing import sha256_json
 
-FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (PROTOCOL.md §2.1)
-
-
-@dataclass
-class LoadedEncoder:
-    """An instantiated encoder with its spec and identity.
-
-    Attributes:
-        spec: The encoder spec.
-        model: The adapter module (in eval mode, on its device).
-        checkpoint_sha256: Content hash of the checkpoint file, if any.
-        device: Torch device.
-        fit_key: Key of what the input statistics were fitted from (data
-            content, rows, recipe) for the current task; None if nothing is fitted.
-    """
-
-    spec: EncoderSpec
-    model: Encoder
-    checkpoint_sha256: str | None
-    device: torch.device
-    fit_key: str | None = None
-
-    def identity(self) -> dict[str, Any]:
-        """Everything about the encoder that can change embeddings.
-
-        Fitted statistics enter by what they were fitted *from* (:attr:`fit_key`),
-        not by their values: the last bits of a float sum differ between
-        machines, and an identity that hung on them would miss every cache
-        entry and record made elsewhere.  The values are recorded beside the
-        cache entries and compared with a tolerance (:func:`~evalbench.embed.cache.states_agree`).
-        """
-        return {**static_identity(self.spec, self.checkpoint_sha256), "fit": self.fit_key}
-
-    @property
-    def fingerprint(self) -> str:
-        """SHA-256 of :meth:`identity`."""
-        return sha256_json(self.identity())
-
-    @property
-    def dim(self) -> int:
-        """Width of the pooled clip embedding."""
-        return pooled_dim(self.spec.pooling, self.model.embed_dim)
-
-
-def static_identity(spec: EncoderSpec, checkpoint_sha256: str | None) -> dict[str, Any]:
-    """Encoder identity known before any data is seen: config, adapter code version, weights hash."""
-    return {
-        **spec.config_for_fingerprint(),
-        "adapter_version": ADAPTERS.get(spec.adapter).VERSION,
-        "checkpoint_sha256": checkpoint_sha256,
-    }
-
-
-def verify_checkpoint(spec: EncoderSpec) -> str | None:
-    """SHA-256 of the spec's checkpoint file (None without one), checked against the spec.
-
-    Raises:
-        EvalbenchError: The checkpoint is missing or its SHA-256 differs from the spec.
-    """
-    path = spec.checkpoint_path()
-    digest = None
-    if path is not None:
-        if not path.is_file():
-            hint = f" (obtain it from {spec.checkpoint.source})" if spec.checkpoint and spec.checkpoint.source else ""
-            trained = [other.name for other in pretrained_alternatives(spec)]
-            if trained:
-                hint += f"; encoders of this family that `evalbench pretrain` produced: {', '.join(trained)}"
-            raise EvalbenchError(f"{spec.source_path}: checkpoint.path: file {path} not found{hint}")
-        digest = sha256_file(path)
-        expected = spec.checkpoint.sha256 if spec.checkpoint else None
-        if expected and expected != digest:
-            raise EvalbenchError(
-                f"{spec.source_path}: checkpoint.sha256: {path} has SHA-256 {digest}, expected {expected}; "
-                "the file changed or is the wrong one"
-            )
-    return digest
-
-
-def load_encoder_model(spec: EncoderSpec, device: torch.device, checkpoint_sha256: str | None = None) -> LoadedEncoder:
-    """Instantiate ``spec``'s adapter on ``device`` after verifying its checkpoint."""
-    digest = checkpoint_sha256 if checkpoint_sha256 is not None else verify_checkpoint(spec)
-    path = spec.checkpoint_path()
-    model = ADAPTERS.get(spec.adapter).from_options(spec.typed_options(), path)
-    model.to(device).eval()
-    return LoadedEncoder(spec, model, digest, device)
-
-
-class ClipDataset(Dataset):
-    """Preprocessed clips of some rows of a task, at the encoder's sample rate.
-
-    Args:
-        data: Task data.
-        rows: Rows to load.
-        sample_rate: Encoder sample rate.
-        audio_cache: Folder of the resampled-clip cache (:class:`ResampleCache`).
-        crop: Crop policy; None: the task's.
-    """
-
-    def __init__(
-        self, data: TaskData, rows: np.ndarray, sample_rate: int, audio_cache: Path, crop: str | None = None
-    ) -> None:
-        self.data, self.rows, self.sample_rate = data, rows, sample_rate
-        self.crop = crop or data.task.audio.crop
-        self.resampler = Resampler()
-        self.cache = ResampleCache(audio_cache)
-        self.bounds = (data.task.dataset.min_seconds, data.task.dataset.max_seconds)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
-        """``(waveform, valid length, error)`` of clip ``i``.
-
-        Decode errors travel as text so that they reach the main process as one
-        clean message, even from DataLoader workers.
-        """
-        row = int(self.rows[i])
-        audio = self.data.task.audio
-        try:
-            wav, valid = load_clip(
-                self.data.path(row),
-                self.data.files[row],
-                audio.clip_seconds,
-                self.sample_rate,
-                self.crop,
-                audio.crop_seed,
-                self.resampler,
-                self.cache,
-                self.data.dataset.content.get(self.data.files[row], ""),
-                self.bounds,
-            )
-        except AudioDecodeError as exc:
-            n = max(1, round(audio.clip_seconds * self.sample_rate))
-            return torch.zeros(n), 0, str(exc)
-        return torch.from_numpy(wav), valid, ""
-
-
-def _collate(items: list[tuple[torch.Tensor, int, str]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    wav = torch.stack([w for w, _, _ in items])
-    return wav, torch.tensor([v for _, v, _ in items], dtype=torch.int64), [e for _, _, e in items if e]
-
-
-def _clean(loader: DataLoader, task: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of a clip loader; the first decode error stops extraction with one clear message."""
-    for wav, lengths, errors in loader:
-        if errors:
-            more = f" (and {len(errors) - 1} more in this batch)" if len(errors) > 1 else ""
-            raise AudioDecodeError(f"{errors[0]}{more}; `evalbench data verify {task}` lists every bad file")
-        yield wav, lengths
-
-
-def _batches(dataset: ClipDataset, batch_size: int, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=_collate,
-        worker_init_fn=_single_thread,
-        persistent_workers=False,
-    )
-    return _clean(loader, dataset.data.task.name)
-
-
-def _single_thread(_: int) -> None:
-    torch.set_num_threads(1)
+_batches = clip_batches  # re-exported: callers written before the module split
 
 
 @torch.inference_mode()
@@ -218,79 +52,28 @@ def embed_rows(
     audio_cache: Path,
     crop: str | None = None,
     mask_padding: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> np.ndarray:
-    """Pooled float32 embeddings ``(len(rows), dim)`` of the given rows (``crop``: None for the task's policy)."""
-    pool = POOLINGS.get(enc.spec.pooling)
+    """Pooled float32 embeddings ``(len(rows), dim)`` of the given rows (``crop``: None for the task's policy).
+
+    At reduced precision the first batch is first checked against fp32 (:meth:`LoadedEncoder.verify_precision`).
+    ``timings`` accumulates seconds per stage (``load_wait``, ``decode``, ``resample``, ``encode``, ``pool``).
+    """
     out = np.empty((len(rows), enc.dim), dtype=np.float32)
     pos = 0
-    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate, audio_cache, crop), batch_size, workers)
+    dataset = ClipDataset(data, rows, enc.model.sample_rate, audio_cache, crop)
+    loader = clip_batches(dataset, batch_size, workers, timings)
     total = -(-len(rows) // batch_size)
     for wav, lengths in tqdm(loader, total=total, desc=desc, unit="batch", leave=False, disable=None):
-        frames = enc.model.encode(wav.to(enc.device), lengths.to(enc.device))
-        if not mask_padding:  # the reference harness pools every output frame, padding included
-            frames = Frames(frames.embeddings, torch.ones_like(frames.mask))
-        pooled = pool(frames).float().cpu().numpy()
+        wav, lengths = wav.to(enc.device), lengths.to(enc.device)
+        enc.verify_precision(wav, lengths, data.task.name)
+        pooled = enc.pooled(wav, lengths, mask_padding, timings).cpu().numpy()
         if not np.isfinite(pooled).all():
             bad = data.files[int(rows[pos + int(np.flatnonzero(~np.isfinite(pooled).all(1))[0])])]
             raise EvalbenchError(f"encoder '{enc.spec.name}' produced non-finite embeddings for {bad}")
         out[pos : pos + len(pooled)] = pooled
         pos += len(pooled)
     return out
-
-
-def fitted_on(enc: LoadedEncoder, data: TaskData) -> str | None:
-    """What the encoder's input statistics were fitted on, in words, for the record (None: nothing fitted)."""
-    if not enc.model.needs_fit:
-        return None
-    if data.split is not None:
-        return f"the train split (at most {FIT_MAX_CLIPS} clips)"
-    return (
-        f"every fold, test folds included (at most {FIT_MAX_CLIPS} clips; label-free scalars, fitted once so no clip "
-        "is extracted more than once)"
-    )
-
-
-def fit_encoder(
-    enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int, workers: int, crop: str | None = None
-) -> None:
-    """Fit an encoder's input statistics on the task's training audio, if it needs to.
-
-    Fixed splits use the train split.  k-fold tasks use every fold: the
-    statistics are label-free scalars, and per-rotation fitting would multiply
-    extraction by k.  At most :data:`FIT_MAX_CLIPS` clips, the first ones of a
-    seeded permutation.  The fitted state is cached under a key of what it is
-    fitted from (encoder, clips and their content, audio settings, recipe),
-    which also becomes :attr:`LoadedEncoder.fit_key`; warm runs do not re-read
-    the audio.  ``crop`` is the training clips' crop policy (None: the task's).
-
-    Raises:
-        EvalbenchError: The fit gave non-finite statistics (never cached).
-    """
-    enc.fit_key = None
-    if not enc.model.needs_fit:
-        return
-    rows = np.flatnonzero(data.split == "train") if data.split is not None else np.arange(data.n)
-    rows = np.sort(np.random.default_rng(0).permutation(rows)[:FIT_MAX_CLIPS])
-    static = sha256_json(static_identity(enc.spec, enc.checkpoint_sha256))
-    payload = {
-        **cache_payload(enc, data, "fit", rows, crop),
-        "encoder": static,
-        "recipe": {"max_clips": FIT_MAX_CLIPS},
-    }
-    enc.fit_key = cache.key(payload)
-    state = cache.load_state(enc.spec.name, data.task.name, payload)
-    if state is not None:
-        enc.model.load_fitted_state(state)
-        return
-    loader = _batches(ClipDataset(data, rows, enc.model.sample_rate, cache.root / "audio", crop), batch_size, workers)
-    enc.model.fit(wav[:n] for batch, lengths in loader for wav, n in zip(batch, lengths.tolist(), strict=True))
-    state = enc.model.fitted_state()
-    if not all(np.isfinite(v) for v in state.values() if isinstance(v, float)):
-        raise EvalbenchError(
-            f"fitting encoder '{enc.spec.name}' on the training audio of task '{data.task.name}' gave non-finite "
-            f"input statistics {state}; `evalbench data verify {data.task.name}` lists damaged files"
-        )
-    cache.store_state(enc.spec.name, data.task.name, payload, state)
 
 
 def cache_payload(
@@ -331,12 +114,13 @@ def cache_payload(
 
 @dataclass
 class EmbedStats:
-    """Timing and cache use of one task's extraction."""
+    """Timing and cache use of one task's extraction (``stages``: seconds per stage, see :func:`embed_rows`)."""
 
     seconds: float
     parts_cached: int
     parts_computed: int
     clips_computed: int
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def _embed_parts(
@@ -348,24 +132,49 @@ def _embed_parts(
     crops: dict[str, str],
     mask_padding: bool,
     counts: list[int],
-) -> np.ndarray:
-    """Embeddings of every part, part ``p`` cropped by ``crops[p]``, from cache where possible."""
+    fused: dict[tuple[str, str], np.ndarray] | None = None,
+    timings: dict[str, float] | None = None,
+    env: DistEnv | None = None,
+) -> np.ndarray | None:
+    """Embeddings of every part, part ``p`` cropped by ``crops[p]``, from cache where possible.
+
+    ``fused`` holds the parts the fused fit pass already embedded and cached (:func:`~evalbench.embed.fit.fused_fit`).
+    Under torchrun (``env`` active) each uncached part is embedded in shards and merged by rank 0
+    (:mod:`evalbench.embed.shard`); the other ranks return None.
+    """
+    env = env or DistEnv()
     full = np.empty((data.n, enc.dim), dtype=np.float32)
     fitted = enc.model.fitted_state()
     for part, rows in data.parts().items():
         payload = cache_payload(enc, data, part, rows, crops[part], mask_padding)
-        array = cache.load(enc.spec.name, data.task.name, part, payload, fitted)
-        if array is None:
+        done = (fused or {}).get((part, crops[part]))
+        array = done if done is not None else cache.load(enc.spec.name, data.task.name, part, payload, fitted)
+        if done is not None:
+            counts[1], counts[2] = counts[1] + 1, counts[2] + len(rows)
+        elif array is None:
             desc = f"{enc.spec.name}/{data.task.name}/{part}"
-            array = embed_rows(
-                enc, data, rows, batch_size, workers, desc, cache.root / "audio", crops[part], mask_padding
-            )
-            cache.store(enc.spec.name, data.task.name, part, payload, array, fitted)
+
+            def compute(some: np.ndarray, desc: str = desc, crop: str = crops[part]) -> np.ndarray:
+                audio = cache.root / "audio"
+                return embed_rows(enc, data, some, batch_size, workers, desc, audio, crop, mask_padding, timings)
+
+            mark = time.perf_counter()
+            if env.active:
+                array = embed_part_sharded(
+                    cache, enc.spec.name, data.task.name, part, rows, payload, fitted, enc.dim, env, compute
+                )
+            else:
+                array = compute(rows)
+                mark = time.perf_counter()
+                cache.store(enc.spec.name, data.task.name, part, payload, array, fitted)
+            if timings is not None and not env.active:
+                timings["cache_write"] = timings.get("cache_write", 0.0) + time.perf_counter() - mark
             counts[1], counts[2] = counts[1] + 1, counts[2] + len(rows)
         else:
             counts[0] += 1
-        full[rows] = array
-    return full
+        if array is not None:
+            full[rows] = array
+    return full if env.main else None
 
 
 def embed_views(
@@ -375,33 +184,50 @@ def embed_views(
     batch_size: int = 32,
     workers: int = 0,
     recipe: EmbeddingRecipe | None = None,
-) -> tuple[np.ndarray, np.ndarray, EmbedStats]:
+    env: DistEnv | None = None,
+) -> tuple[np.ndarray | None, np.ndarray | None, EmbedStats]:
     """Embeddings of every clip as training/validation material and as test material, plus stats.
 
     Both arrays are in metadata order; they are the same array unless ``recipe`` crops test clips differently
     from training clips on a k-fold task (module docstring).  A fixed-split task needs one array: each part has
-    one role.
+    one role.  An encoder fitted on the training audio is fitted in the same pass as the parts holding its
+    training clips are embedded, when it can be (:func:`~evalbench.embed.fit.fused_fit`).
+
+    Under torchrun (``env`` active) rank 0 fits the encoder alone while the others wait, then every rank
+    embeds its shards; only rank 0 gets the arrays (the others get None).
     """
+    env = env or DistEnv()
+    stages: dict[str, float] = {}
     recipe = recipe or EmbeddingRecipe()
     start = time.perf_counter()
     task_crop = data.task.audio.crop
     train_crop, test_crop = recipe.policy("train", task_crop), recipe.policy("test", task_crop)
     if recipe.policy("valid", task_crop) != train_crop:
         raise EvalbenchError("an embedding recipe must crop validation clips like training clips")
-    fit_encoder(enc, data, cache, batch_size, workers, train_crop)
     counts = [0, 0, 0]  # parts cached, parts computed, clips computed
     parts = list(data.parts())
     if data.split is not None:  # fixed split: the part is the role
-        crops = {p: recipe.policy(p, task_crop) for p in parts}
-        x = x_test = _embed_parts(enc, data, cache, batch_size, workers, crops, recipe.mask_padding, counts)
-    else:
-        x = _embed_parts(enc, data, cache, batch_size, workers, dict.fromkeys(parts, train_crop),
-                         recipe.mask_padding, counts)  # fmt: skip
-        x_test = x
+        views = [{p: recipe.policy(p, task_crop) for p in parts}]
+    else:  # k-fold: every fold as training material, and as test material if cropped differently
+        views = [dict.fromkeys(parts, train_crop)]
         if test_crop != train_crop:
-            x_test = _embed_parts(enc, data, cache, batch_size, workers, dict.fromkeys(parts, test_crop),
-                                  recipe.mask_padding, counts)  # fmt: skip
-    return x, x_test, EmbedStats(time.perf_counter() - start, *counts)
+            views.append(dict.fromkeys(parts, test_crop))
+    if env.active:  # rank 0 fits and caches the state; the others then read it from the cache
+        mark = time.perf_counter()
+        if env.main:
+            fit_encoder(enc, data, cache, batch_size, workers, train_crop)
+        barrier(env)
+        if not env.main:
+            fit_encoder(enc, data, cache, batch_size, workers, train_crop)
+        stages["fit"] = time.perf_counter() - mark
+        fused = {}
+    else:
+        fused = fused_fit(enc, data, cache, batch_size, workers, views, recipe.mask_padding, train_crop, stages)
+    args = (enc, data, cache, batch_size, workers)
+    x = x_test = _embed_parts(*args, views[0], recipe.mask_padding, counts, fused, stages, env)
+    if len(views) > 1:
+        x_test = _embed_parts(*args, views[1], recipe.mask_padding, counts, fused, stages, env)
+    return x, x_test, EmbedStats(time.perf_counter() - start, *counts, stages)
 
 
 def embed_task(
@@ -412,4 +238,18 @@ def embed_task(
     return x, stats
 
 
-__all__ = ["EmbedStats", "LoadedEncoder", "embed_task", "embed_views", "load_encoder_model"]
+__all__ = [
+    "FIT_MAX_CLIPS",
+    "ClipDataset",
+    "EmbedStats",
+    "LoadedEncoder",
+    "cache_payload",
+    "embed_rows",
+    "embed_task",
+    "embed_views",
+    "fit_encoder",
+    "fitted_on",
+    "load_encoder_model",
+    "static_identity",
+    "verify_checkpoint",
+]

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -67,18 +68,23 @@ class DistEnv:
         return self.world > 1
 
 
-def init_from_env(device: torch.device) -> DistEnv:
+def init_from_env(device: torch.device, timeout: timedelta | None = None) -> DistEnv:
     """Join the process group if torchrun started this process (else a single-process :class:`DistEnv`).
 
     Args:
         device: The training device type decides the backend: NCCL for CUDA, Gloo for CPU.
+        timeout: How long a collective (a barrier) may wait (None: torch's default, 30 min for Gloo).
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistEnv()
     env = DistEnv(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if timeout is None:
+            dist.init_process_group(backend=backend)
+        else:
+            dist.init_process_group(backend=backend, timeout=timeout)
     return env
 
 
