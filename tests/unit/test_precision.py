@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,11 @@ def test_bf16_extraction_is_checked_against_fp32_and_refused_beyond_tolerance(
     assert not list((tmp_path / "b").rglob("*.npy"))  # nothing cached
 
 
-def test_run_records_the_computation(env: Env) -> None:
-    assert main(env.cli("run", "--encoder", "logmel", "--tasks", "synth_detect", "--seeds", "1")) == 0
+def test_run_records_the_computation_and_profile_prints_the_stages(env: Env, capsys: pytest.CaptureFixture) -> None:
+    assert main(env.cli("run", "--encoder", "logmel", "--tasks", "synth_detect", "--seeds", "1", "--profile")) == 0
+    out = capsys.readouterr().out
+    assert "decode s" in out and "cache_write s" in out
+    assert re.search(r"^logmel +synth_detect +written +", out, re.M)
     record = json.loads((env.results / "logmel" / "synth_detect.linear.json").read_text())
     assert record["compute"] == {
         "device": "cpu",
