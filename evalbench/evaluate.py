@@ -41,11 +41,10 @@ from evalbench.embed.extract import (
     static_identity,
     verify_checkpoint,
 )
-from evalbench.embed.shard import barrier
 from evalbench.errors import EvalbenchError
 from evalbench.presets import DEFAULT_PRESET, get_preset, identity, record_file
 from evalbench.presets import probe_config as preset_probe_config
-from evalbench.pretrain.distributed import DistEnv, init_from_env, rank_device
+from evalbench.pretrain.distributed import DistEnv, barrier, init_from_env, rank_device
 from evalbench.protocol import RunScore, evaluate_probe, runs_as_dicts, summarize, test_interval
 from evalbench.registry import PROBES
 from evalbench.results.schema import SCHEMA_VERSION
@@ -277,8 +276,9 @@ def run(
     Returns:
         One :class:`Outcome` per (encoder, task) pair, in order.
     """
-    env = init_from_env(resolve_device(cfg.device), RANK_TIMEOUT)
-    device = rank_device(resolve_device(cfg.device), env)
+    device = resolve_device(cfg.device)
+    env = init_from_env(device, RANK_TIMEOUT)
+    device = rank_device(device, env)
     check_precision(cfg.precision, device)
     set_matmul_policy(cfg.tf32)
     compute = compute_identity(device, cfg.precision, cfg.tf32)

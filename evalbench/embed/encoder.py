@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from evalbench.adapters.base import Encoder, Frames
@@ -84,7 +85,11 @@ class LoadedEncoder:
         if timings is not None:
             _sync(self.device)
             timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - mark
-            mark = time.perf_counter()
+        return self.pool(frames, mask_padding, timings)
+
+    def pool(self, frames: Frames, mask_padding: bool = True, timings: dict[str, float] | None = None) -> torch.Tensor:
+        """The spec's pooling of ``frames`` as float32 ``(B, dim)`` (``mask_padding=False``: every frame counts)."""
+        mark = time.perf_counter()
         if not mask_padding:
             frames = Frames(frames.embeddings, torch.ones_like(frames.mask))
         out = POOLINGS.get(self.spec.pooling)(Frames(frames.embeddings.float(), frames.mask)).float()
@@ -92,6 +97,16 @@ class LoadedEncoder:
             _sync(self.device)
             timings["pool"] = timings.get("pool", 0.0) + time.perf_counter() - mark
         return out
+
+    def check_finite(self, pooled: np.ndarray, files: list[str]) -> None:
+        """Refuse non-finite embeddings of a batch whose clips are ``files``, naming the first bad file.
+
+        Raises:
+            EvalbenchError: A row holds NaN or an infinity.
+        """
+        bad = np.flatnonzero(~np.isfinite(pooled).all(1))
+        if len(bad):
+            raise EvalbenchError(f"encoder '{self.spec.name}' produced non-finite embeddings for {files[int(bad[0])]}")
 
     def verify_precision(self, waveforms: torch.Tensor, lengths: torch.Tensor, task: str) -> None:
         """At reduced precision, compare a check batch with fp32 once per task; refuse beyond :data:`TOLERANCE`.

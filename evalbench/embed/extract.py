@@ -32,13 +32,11 @@ from evalbench.embed.cache import EmbeddingCache
 from evalbench.embed.encoder import LoadedEncoder, load_encoder_model, static_identity, verify_checkpoint
 from evalbench.embed.fit import FIT_MAX_CLIPS, fit_encoder, fitted_on, fused_fit
 from evalbench.embed.loader import ClipDataset, clip_batches
-from evalbench.embed.shard import barrier, embed_part_sharded
+from evalbench.embed.shard import embed_part_sharded
 from evalbench.errors import EvalbenchError
 from evalbench.presets import EmbeddingRecipe
-from evalbench.pretrain.distributed import DistEnv
+from evalbench.pretrain.distributed import DistEnv, barrier
 from evalbench.utils.hashing import sha256_json
-
-_batches = clip_batches  # re-exported: callers written before the module split
 
 
 @torch.inference_mode()
@@ -68,9 +66,7 @@ def embed_rows(
         wav, lengths = wav.to(enc.device), lengths.to(enc.device)
         enc.verify_precision(wav, lengths, data.task.name)
         pooled = enc.pooled(wav, lengths, mask_padding, timings).cpu().numpy()
-        if not np.isfinite(pooled).all():
-            bad = data.files[int(rows[pos + int(np.flatnonzero(~np.isfinite(pooled).all(1))[0])])]
-            raise EvalbenchError(f"encoder '{enc.spec.name}' produced non-finite embeddings for {bad}")
+        enc.check_finite(pooled, [data.files[int(r)] for r in rows[pos : pos + len(pooled)]])
         out[pos : pos + len(pooled)] = pooled
         pos += len(pooled)
     return out

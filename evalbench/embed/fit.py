@@ -37,13 +37,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from evalbench.adapters.base import Frames
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.embed.encoder import LoadedEncoder, static_identity
 from evalbench.embed.loader import ClipDataset, clip_batches
 from evalbench.errors import EvalbenchError
-from evalbench.registry import POOLINGS
 from evalbench.utils.hashing import sha256_json
 
 FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (PROTOCOL.md §2.1)
@@ -260,19 +258,14 @@ class _FusedPass:
 
     def encode(self, part: _Part, batches: Batches, mask_padding: bool) -> np.ndarray:
         """Pooled float32 embeddings of a part from its kept features, pooled as ``embed_rows`` pools."""
-        enc, pool = self.enc, POOLINGS.get(self.enc.spec.pooling)
+        enc = self.enc
         out = np.empty((len(part.rows), enc.dim), dtype=np.float32)
         pos = 0
         for feats, lengths in batches:
             with self.timed("encode"):
                 frames = enc.model.encode_features(feats.to(enc.device), lengths.to(enc.device))
-            if not mask_padding:  # the reference harness pools every output frame, padding included
-                frames = Frames(frames.embeddings, torch.ones_like(frames.mask))
-            with self.timed("pool"):
-                pooled = pool(frames).float().cpu().numpy()
-            if not np.isfinite(pooled).all():
-                bad = self.data.files[int(part.rows[pos + int(np.flatnonzero(~np.isfinite(pooled).all(1))[0])])]
-                raise EvalbenchError(f"encoder '{enc.spec.name}' produced non-finite embeddings for {bad}")
+            pooled = enc.pool(frames, mask_padding, self.timings).cpu().numpy()
+            enc.check_finite(pooled, [self.data.files[int(r)] for r in part.rows[pos : pos + len(pooled)]])
             out[pos : pos + len(pooled)] = pooled
             pos += len(pooled)
         return out

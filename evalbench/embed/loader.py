@@ -132,6 +132,4 @@ def _single_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-_batches = clip_batches  # the name used before the module split
-
 __all__ = ["ClipDataset", "clip_batches"]

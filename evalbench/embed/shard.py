@@ -32,11 +32,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch.distributed as dist
 
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.errors import EvalbenchError
-from evalbench.pretrain.distributed import DistEnv
+from evalbench.pretrain.distributed import DistEnv, barrier
 
 
 def shard_rows(rows: np.ndarray, env: DistEnv) -> np.ndarray:
@@ -47,12 +46,6 @@ def shard_rows(rows: np.ndarray, env: DistEnv) -> np.ndarray:
 def shard_name(part: str, rank: int, world: int) -> str:
     """Cache part name of one shard."""
     return f"{part}.shard{rank}of{world}"
-
-
-def barrier(env: DistEnv) -> None:
-    """Wait for every rank (nothing outside torchrun)."""
-    if env.active:
-        dist.barrier()
 
 
 def embed_part_sharded(
@@ -113,4 +106,4 @@ def embed_part_sharded(
     return merged
 
 
-__all__ = ["barrier", "embed_part_sharded", "shard_name", "shard_rows"]
+__all__ = ["embed_part_sharded", "shard_name", "shard_rows"]
