@@ -2,15 +2,19 @@
 
 Data and embedding caches live in per-user cache folders (never inside the
 package), overridable by flags and by ``EVALBENCH_DATA`` / ``EVALBENCH_CACHE``.
-Specs (``tasks/``, ``encoders/``) and ``results/`` live in the project root: the
-checkout that holds them (``EVALBENCH_HOME`` overrides the search).
+Specs are an overlay (:func:`task_dirs`, :func:`encoder_dirs`): the built-in
+catalog shipped with the package, then the user's folders.  ``results/`` lives
+in the project root: the checkout (``EVALBENCH_HOME`` overrides the search).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib import resources
 from pathlib import Path
+
+from evalbench.errors import EvalbenchError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -49,7 +53,7 @@ def cache_root(flag: str | os.PathLike | None = None) -> Path:
 
 
 def project_root() -> Path:
-    """The folder holding ``tasks/``, ``encoders/`` and ``results/``.
+    """The folder holding ``results/`` (and, in a checkout, ``tasks/`` and ``encoders/``).
 
     ``EVALBENCH_HOME`` if set; else the checkout this package was installed from
     (editable installs); else the current directory.
@@ -57,19 +61,80 @@ def project_root() -> Path:
     if os.environ.get("EVALBENCH_HOME"):
         return Path(os.environ["EVALBENCH_HOME"]).expanduser()
     checkout = PACKAGE_DIR.parent
-    if (checkout / "tasks").is_dir() and (checkout / "encoders").is_dir():
+    if (checkout / "tasks").is_dir() and (checkout / "encoders").is_dir() and (checkout / "pyproject.toml").is_file():
         return checkout
     return Path.cwd()
 
 
-def tasks_dir(flag: str | os.PathLike | None = None) -> Path:
-    """Folder of task specs (``--tasks-dir`` > ``EVALBENCH_TASKS_DIR`` > ``<project>/tasks``)."""
-    return _pick(flag, "EVALBENCH_TASKS_DIR", project_root() / "tasks")
+def builtin_catalog() -> Path:
+    """The folder holding the built-in ``tasks/`` and ``encoders/`` specs.
+
+    A wheel ships them as package data under ``evalbench/_catalog`` (copied there
+    at build time, ``setup.py``); a checkout (editable install, or ``PYTHONPATH``)
+    reads them from the checkout's own top-level folders.
+    """
+    shipped = Path(str(resources.files("evalbench") / "_catalog"))
+    if (shipped / "tasks").is_dir():
+        return shipped
+    return PACKAGE_DIR.parent
 
 
-def encoders_dir(flag: str | os.PathLike | None = None) -> Path:
-    """Folder of encoder specs (``--encoders-dir`` > ``EVALBENCH_ENCODERS_DIR`` > ``<project>/encoders``)."""
-    return _pick(flag, "EVALBENCH_ENCODERS_DIR", project_root() / "encoders")
+def is_builtin(path: str | os.PathLike) -> bool:
+    """Whether a spec file belongs to the built-in catalog (its ``tasks/`` or ``encoders/`` folder)."""
+    path = Path(path).resolve()
+    return any(path.is_relative_to((builtin_catalog() / kind).resolve()) for kind in ("tasks", "encoders"))
+
+
+def _overlay(kind: str, flag: str | os.PathLike | None, env: str) -> list[Path]:
+    """``[built-in, ./<kind>, $ENV, --flag]``, lowest priority first, without repeats.
+
+    Raises:
+        EvalbenchError: ``--<kind>-dir`` or the variable names a folder that does not exist.
+    """
+    folders = [builtin_catalog() / kind, Path.cwd() / kind]
+    for given, what in ((os.environ.get(env), env), (flag, f"--{kind}-dir")):
+        if not given:
+            continue
+        folder = Path(given).expanduser()
+        if not folder.is_dir():
+            raise EvalbenchError(f"{what} {given}: no such folder; create it or point to the folder of your specs")
+        folders.append(folder)
+    out: list[Path] = []
+    for folder in folders:
+        if folder.is_dir() and all(not folder.samefile(f) for f in out):
+            out.append(folder)
+    return out
+
+
+def task_dirs(flag: str | os.PathLike | None = None) -> list[Path]:
+    """Task spec folders, lowest priority first.
+
+    The built-in catalog, ``./tasks``, ``$EVALBENCH_TASKS_DIR``, ``--tasks-dir``.
+    Later folders overlay earlier ones: they add tasks and suites, and a spec of
+    the same name overrides the built-in one (:mod:`evalbench.specs.catalog`).
+    """
+    return _overlay("tasks", flag, "EVALBENCH_TASKS_DIR")
+
+
+def encoder_dirs(flag: str | os.PathLike | None = None) -> list[Path]:
+    """Encoder spec folders, lowest priority first (as :func:`task_dirs`, with ``encoders``)."""
+    return _overlay("encoders", flag, "EVALBENCH_ENCODERS_DIR")
+
+
+def user_tasks_dir(flag: str | os.PathLike | None = None) -> Path:
+    """Where evalbench writes task specs it makes (``data import``).
+
+    ``--tasks-dir`` > ``$EVALBENCH_TASKS_DIR`` > ``./tasks``; never the installed package.
+    """
+    return _pick(flag, "EVALBENCH_TASKS_DIR", Path.cwd() / "tasks")
+
+
+def user_encoders_dir(flag: str | os.PathLike | None = None) -> Path:
+    """Where evalbench writes encoder specs it makes (``pretrain``).
+
+    ``--encoders-dir`` > ``$EVALBENCH_ENCODERS_DIR`` > ``./encoders``; never the installed package.
+    """
+    return _pick(flag, "EVALBENCH_ENCODERS_DIR", Path.cwd() / "encoders")
 
 
 def results_dir(flag: str | os.PathLike | None = None) -> Path:

@@ -11,13 +11,24 @@ Two formats are read:
 Files are always opened with ``torch.load(..., weights_only=True)``: a file that
 needs arbitrary unpickling is refused rather than executed.  Key layouts are
 checked against the module before loading, and every missing, unexpected or
-mis-shaped key is listed in the error.
+mis-shaped key is listed in the error (:class:`KeyMismatch`).
+
+:func:`matching` answers "which of these encoders would load this file?"
+without loading anything into them: the file is read once, and each
+candidate's own ``load_weights`` runs inside :func:`probing`, which serves the
+read state instead of reading the file again and stops before
+``load_state_dict``.  Each candidate thus applies its family's real rules
+(prefixes stripped, family and option checks), and nothing in the file is
+executed.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +42,8 @@ FORMAT = "evalbench-checkpoint"
 VERSION = 1
 
 
-def load_checkpoint(path: Path, strip_prefixes: tuple[str, ...] = ("module.",)) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a checkpoint file safely.
-
-    Args:
-        path: Checkpoint file.
-        strip_prefixes: Key prefixes removed when every key carries them
-            (``module.`` from DataParallel/DDP).
-
-    Returns:
-        ``(state_dict, meta)``; ``meta`` is empty for official files and holds
-        ``family``, ``options`` and provenance for evalbench files.
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint file safely, without stripping key prefixes (see :func:`load_checkpoint`).
 
     Raises:
         EvalbenchError: Unreadable file, unsafe pickle, or not a state dict.
@@ -62,15 +64,94 @@ def load_checkpoint(path: Path, strip_prefixes: tuple[str, ...] = ("module.",)) 
         obj = obj.get("state_dict")
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
         raise EvalbenchError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
-    state = dict(obj)
+    return dict(obj), meta
+
+
+@dataclass(frozen=True)
+class _Probe:
+    path: Path
+    state: dict[str, torch.Tensor]
+    meta: dict
+
+
+_PROBE: ContextVar[_Probe | None] = ContextVar("evalbench_checkpoint_probe", default=None)
+
+
+def _probed(path: Path) -> _Probe | None:
+    probe = _PROBE.get()
+    if probe is None:
+        return None
+    same = Path(path) == probe.path or Path(path).resolve() == probe.path.resolve()
+    return probe if same else None
+
+
+@contextmanager
+def probing(path: Path, state: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block, a dry run for ``path``: every check of a load, no file read, no weights copied.
+
+    :func:`load_checkpoint` of ``path`` returns ``(state, meta)`` (as
+    :func:`read_checkpoint` gave them) instead of reading the file again, and
+    :func:`load_into` does all its checks but leaves the module untouched.
+    """
+    token = _PROBE.set(_Probe(Path(path), dict(state), dict(meta)))
+    try:
+        yield
+    finally:
+        _PROBE.reset(token)
+
+
+def load_checkpoint(path: Path, strip_prefixes: tuple[str, ...] = ("module.",)) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint file safely.
+
+    Args:
+        path: Checkpoint file.
+        strip_prefixes: Key prefixes removed when every key carries them
+            (``module.`` from DataParallel/DDP).
+
+    Returns:
+        ``(state_dict, meta)``; ``meta`` is empty for official files and holds
+        ``family``, ``options`` and provenance for evalbench files.
+
+    Raises:
+        EvalbenchError: Unreadable file, unsafe pickle, or not a state dict.
+    """
+    probe = _probed(path)
+    state, meta = (dict(probe.state), dict(probe.meta)) if probe is not None else read_checkpoint(path)
     for prefix in strip_prefixes:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
     return state, meta
 
 
+def _shown(items: list[str], limit: int = 12) -> str:
+    return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+class KeyMismatch(EvalbenchError):
+    """A state dict whose keys or shapes differ from the module's; the message lists every difference.
+
+    Attributes:
+        missing: Keys of the module absent from the file.
+        unexpected: Keys of the file the module does not have.
+        shapes: ``key (file shape) (expected (module shape))`` for each mis-shaped key.
+    """
+
+    def __init__(self, message: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> None:
+        super().__init__(message)
+        self.missing, self.unexpected, self.shapes = missing, unexpected, shapes
+
+    @property
+    def brief(self) -> str:
+        """The differences in one short clause: counts, and the first of each kind."""
+        parts = []
+        for label, items in (("missing", self.missing), ("unexpected", self.unexpected), ("mis-shaped", self.shapes)):
+            if items:
+                parts.append(f"{len(items)} {label} key{'s' if len(items) != 1 else ''}, e.g. {items[0]}")
+        return "; ".join(parts)
+
+
 def check_keys(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path, family: str) -> None:
-    """Raise if ``state`` does not match ``module``'s keys and shapes exactly, listing every difference."""
+    """Raise :class:`KeyMismatch` unless ``state`` has exactly ``module``'s keys and shapes (lists each difference)."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -80,13 +161,13 @@ def check_keys(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path,
         if tuple(state[k].shape) != tuple(expected[k].shape)
     )
     if missing or unexpected or shapes:
-        parts = []
-        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes)):
-            if items:
-                shown = ", ".join(items[:12]) + (f", ... ({len(items)} in all)" if len(items) > 12 else "")
-                parts.append(f"{label}: {shown}")
+        parts = [
+            f"{label}: {_shown(items)}"
+            for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes))
+            if items
+        ]
         what = f"{path}: does not match the {family} architecture in the encoder options"
-        raise EvalbenchError(f"{what}; " + "; ".join(parts))
+        raise KeyMismatch(f"{what}; " + "; ".join(parts), missing, unexpected, shapes)
 
 
 # Options that never shape a network's input or architecture: a checkpoint may differ in them.  MSN's evaluation
@@ -132,6 +213,12 @@ def load_into(
             version...); any that differ refuse the load, since equal shapes do
             not make equal inputs (a 128-mel, hop-320 network loads into a
             64-mel, hop-160 one only if its layers happen to fit).
+
+    Inside :func:`probing` for ``path``, every check runs but ``module`` is left untouched.
+
+    Raises:
+        KeyMismatch: Keys or shapes differ from ``module``'s (every difference listed).
+        EvalbenchError: Unreadable or unsafe file, another family, other input options, or ``check`` refused it.
     """
     state, meta = load_checkpoint(path, strip_prefixes)
     if check is not None:
@@ -146,8 +233,57 @@ def load_into(
                 f"{path}: was saved with other input options than this encoder's ({'; '.join(diffs)}); "
                 "set the encoder YAML's options to the checkpoint's"
             )
-    module.load_state_dict(state, strict=True)
+    if _probed(path) is None:
+        module.load_state_dict(state, strict=True)
     return meta
+
+
+def build_unloaded(adapter: type, options: Any) -> Any:
+    """``adapter(options)``: the network with its seeded initial weights, no checkpoint, for :func:`matching`.
+
+    (The meta device would spare the initialisation, but most adapters compute
+    a mel filterbank or read a shape with ``.item()`` while being built, which
+    the meta device cannot do; trying it first costs more than it saves.)
+    """
+    return adapter(options)
+
+
+def matching(
+    path: Path,
+    candidates: Mapping[str, Callable[[], Any]],
+    read: tuple[Mapping[str, torch.Tensor], Mapping[str, Any]] | None = None,
+) -> dict[str, str | None]:
+    """Which candidates would load the checkpoint ``path``, without loading it into any.
+
+    Args:
+        path: Checkpoint file.
+        candidates: ``{name: build}``; ``build()`` returns an adapter without
+            weights (:func:`build_unloaded`) whose ``load_weights(path)`` is the
+            family's loader (:meth:`evalbench.adapters.base.FrozenEncoder.load_weights`).
+        read: ``read_checkpoint(path)`` if already done (the file is read at most once).
+
+    Returns:
+        ``{name: None}`` for a candidate that would load the file (keys, shapes,
+        family and options as its loader checks them), else ``{name: reason}``.
+
+    Raises:
+        EvalbenchError: The file cannot be read as a weights-only state dict.
+    """
+    state, meta = read if read is not None else read_checkpoint(path)
+    out: dict[str, str | None] = {}
+    with probing(path, state, meta):
+        for name, build in candidates.items():
+            try:
+                build().load_weights(Path(path))
+            except KeyMismatch as exc:
+                out[name] = exc.brief
+            except EvalbenchError as exc:
+                out[name] = str(exc)
+            except Exception as exc:  # a candidate that cannot even be built is no match; the hint must not fail
+                out[name] = f"cannot be built ({type(exc).__name__}: {exc})"
+            else:
+                out[name] = None
+    return out
 
 
 def save_checkpoint(path: Path, module: nn.Module, family: str, options: dict, meta: dict | None = None) -> None:

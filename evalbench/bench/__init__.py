@@ -24,6 +24,8 @@ asked for, so that building the command line never imports torch.  Parts:
   adapters (``msn``, ``clmr``), batched as ``run`` does ÷ one clip per call.
 - ``rerun`` (:mod:`evalbench.bench.rerun`): a cold ``evalbench run`` ÷ the same
   command with every record up to date, each a fresh process.
+- ``workers`` (:mod:`evalbench.bench.workers`): the cold pipeline's clips/s
+  per ``--workers`` count, and the count ``auto`` picks against the fastest.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ PARTS: dict[str, str] = {
     "scaling": "evalbench.bench.scaling:measure",
     "long": "evalbench.bench.long:measure",
     "rerun": "evalbench.bench.rerun:measure",
+    "workers": "evalbench.bench.workers:measure",
 }
 
 

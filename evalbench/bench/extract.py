@@ -57,7 +57,7 @@ from evalbench.embed.cache import EmbeddingCache
 from evalbench.embed.encoder import LoadedEncoder, load_encoder_model
 from evalbench.embed.extract import embed_views, fit_encoder
 from evalbench.embed.loader import ClipDataset, clip_batches
-from evalbench.paths import encoders_dir
+from evalbench.paths import builtin_catalog
 from evalbench.registry import POOLINGS
 from evalbench.specs.encoder import parse_encoder_file
 from evalbench.specs.task import TaskSpec, load_task
@@ -125,7 +125,7 @@ def random_weights(name: str, device: torch.device) -> LoadedEncoder:
     official weights (``msn``, ``clmr``) for the newest checkpoint ``evalbench pretrain`` registered, which
     may be a smaller smoke-test network.
     """
-    spec = parse_encoder_file(encoders_dir(None) / f"{name}.yaml")
+    spec = parse_encoder_file(builtin_catalog() / "encoders" / f"{name}.yaml")
     return load_encoder_model(dataclasses.replace(spec, checkpoint=None), device)
 
 

@@ -115,14 +115,13 @@ def _job(name: str, ctx: BenchContext, sizes: Sizes) -> PretrainJob:
     layer: dict[str, Any] = {"train": {"batch_size": sizes.batch}}
     if "norm_clips" in options:
         layer["options"] = {"norm_clips": NORM_CLIPS}
-    encoders_dir = paths.encoders_dir(None)
     return PretrainJob(
         method=name,
-        recipes_dir=encoders_dir / "recipes",
+        recipes_dir=paths.builtin_catalog() / "encoders" / "recipes",  # the built-in recipe, never a user's
         data_root=ctx.data_root,
         cache_dir=ctx.cache_dir,
-        encoders_dir=encoders_dir,
-        tasks_dir=paths.tasks_dir(None),
+        encoders_dir=ctx.cache_dir / "bench-encoders",  # nothing is registered, but never into a user folder
+        tasks_dir=paths.task_dirs(None),
         preset="smoke",
         overrides=[layer],
         device=ctx.device,

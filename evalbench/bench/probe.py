@@ -54,7 +54,7 @@ from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.embed.extract import embed_task, load_encoder_model, verify_checkpoint
 from evalbench.embed.standardize import Standardizer
-from evalbench.paths import encoders_dir, tasks_dir
+from evalbench.paths import builtin_catalog
 from evalbench.presets import get_preset, probe_config
 from evalbench.probes.lbfgs import row_space
 from evalbench.probes.linear import LinearProbe, mean_loss
@@ -123,7 +123,7 @@ def _agreement(name: str, ours: float, ref: float, t_ours: float, t_ref: float) 
 
 
 def _embed(name: str, data: TaskData, ctx: BenchContext) -> tuple[np.ndarray, float]:
-    spec = load_encoder(name, encoders_dir(None))
+    spec = load_encoder(name, builtin_catalog() / "encoders")
     enc = load_encoder_model(spec, resolve_device(ctx.device), verify_checkpoint(spec))
     start = time.perf_counter()
     x, _ = embed_task(enc, data, EmbeddingCache(ctx.cache_dir / "embeddings"), 32, 0)
@@ -142,7 +142,7 @@ def suite_figures(ctx: BenchContext) -> list[Figure]:
     """Group 1: the synthetic suite on ``logmel`` embeddings, seed 42."""
     figures, device = [], str(resolve_device(ctx.device))
     for name in SUITE:
-        data = open_task_data(load_task(name, tasks_dir(None)), ctx.data_root)
+        data = open_task_data(load_task(name, builtin_catalog() / "tasks"), ctx.data_root)
         x, _ = _embed("logmel", data, ctx)
         ours, t_ours = _protocol(data, x, [42], device)
         start = time.perf_counter()
@@ -226,8 +226,8 @@ def mlp_figures(ctx: BenchContext) -> list[Figure]:
 
 def esc10_task(folder: Path) -> Path:
     """A tasks folder holding ``bench_esc10``: ESC-10's shape (400 clips of 5 s, 5 folds) from the timbre generator."""
-    spec = yaml.safe_load((tasks_dir(None) / "synth_timbre.yaml").read_text())
-    base = yaml.safe_load((tasks_dir(None) / "_base" / "synthetic.yaml").read_text())
+    spec = yaml.safe_load((builtin_catalog() / "tasks" / "synth_timbre.yaml").read_text())
+    base = yaml.safe_load((builtin_catalog() / "tasks" / "_base" / "synthetic.yaml").read_text())
     spec.pop("include")
     spec.update(name="bench_esc10", description="ESC-10-shaped generated task for `evalbench bench probe`.")
     spec["dataset"] = {**base["dataset"], "options": {**spec["dataset"]["options"], "per_class": 25}}

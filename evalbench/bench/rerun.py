@@ -28,7 +28,7 @@ import sys
 import time
 
 from evalbench.bench import BenchContext, Figure, ratio_at_least
-from evalbench.paths import tasks_dir
+from evalbench.paths import builtin_catalog
 
 TASK = "synth_pitch"
 TARGET = 20.0
@@ -53,7 +53,7 @@ def _timed(args: list[str], env: dict[str, str]) -> tuple[float, dict]:
 def measure(ctx: BenchContext) -> list[Figure]:
     """Cold run, then three up-to-date reruns, each a fresh process (module docstring)."""
     specs = ctx.cache_dir.parent / "bench-rerun-tasks"
-    shutil.copytree(tasks_dir(), specs, dirs_exist_ok=True)
+    shutil.copytree(builtin_catalog() / "tasks", specs, dirs_exist_ok=True)
     seeds = "5"
     if ctx.quick:
         spec = specs / f"{TASK}.yaml"

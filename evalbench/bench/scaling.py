@@ -105,13 +105,9 @@ def current_rss() -> int | None:
 
 def trimmed_rss() -> int | None:
     """The resident set size after glibc's ``malloc_trim(0)`` hands free heap memory back (None without glibc)."""
-    import ctypes
+    from evalbench.utils.memory import malloc_trim
 
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        return None
-    return current_rss()
+    return current_rss() if malloc_trim() else None
 
 
 def child(arguments: str) -> None:

@@ -46,6 +46,32 @@ def add_dirs(
         parser.add_argument("--encoders-dir", help="encoder specs (default: <project>/encoders)")
 
 
+def add_extraction(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size`` and ``--workers`` (``run``, ``embed``; neither changes results)."""
+    parser.add_argument("--batch-size", type=int, default=32, help="extraction batch size (does not change results)")
+    parser.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=None,
+        metavar="N|auto",
+        help="decoding worker processes (default: auto: none on CPU, where decoding would take cores from the "
+        "encoder; up to 4 on CUDA)",
+    )
+
+
+def workers_arg(value: str) -> int | None:
+    """``--workers``: ``auto`` (None) or a count >= 0."""
+    if value == "auto":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of worker processes >= 0, or auto")
+    return count
+
+
 def add_compute(parser: argparse.ArgumentParser) -> None:
     """``--precision`` and ``--tf32`` (``run``, ``embed``; :mod:`evalbench.utils.precision`)."""
     parser.add_argument(
@@ -63,20 +89,26 @@ def add_compute(parser: argparse.ArgumentParser) -> None:
 def resolve_pipeline_args(args: argparse.Namespace) -> tuple[list, list]:
     """The encoder and task specs named by ``--encoder``/``--checkpoint``/``--tasks`` (``run``, ``embed``).
 
+    ``--checkpoint PATH`` swaps the weights of the one encoder;
+    ``--checkpoint NAME=PATH[,NAME=PATH...]`` those of the named encoders
+    among several (:func:`~evalbench.specs.checkpoint_flag.parse_checkpoint_flag`).
+
     Raises:
-        EvalbenchError: Bad ``--batch-size``/``--workers``, unknown names, or
-            ``--checkpoint`` with other than one encoder.
+        EvalbenchError: Bad ``--batch-size``, unknown names, a plain
+            ``--checkpoint`` path with several encoders, plain and named parts
+            mixed, a name not among the encoders, or a missing file.
     """
     from evalbench import paths
-    from evalbench.specs.encoder import resolve_encoders, with_checkpoint
+    from evalbench.specs.checkpoint_flag import apply_checkpoint_flag
+    from evalbench.specs.encoder import resolve_encoders
     from evalbench.specs.task import resolve_tasks
 
-    if args.batch_size < 1 or args.workers < 0:
-        raise EvalbenchError("--batch-size must be >= 1 and --workers >= 0")
-    encoders = resolve_encoders(args.encoder, paths.encoders_dir(args.encoders_dir))
+    if args.batch_size < 1:
+        raise EvalbenchError(f"--batch-size {args.batch_size}: must be >= 1")
+    encoders = resolve_encoders(args.encoder, paths.encoder_dirs(args.encoders_dir))
     if args.checkpoint is not None:
-        if len(encoders) != 1:
-            names = ", ".join(e.name for e in encoders)
-            raise EvalbenchError(f"--checkpoint needs exactly one --encoder, got {len(encoders)} ({names})")
-        encoders = [with_checkpoint(encoders[0], args.checkpoint)]
-    return encoders, resolve_tasks(args.tasks, paths.tasks_dir(args.tasks_dir))
+        given = list(dict.fromkeys(n.strip() for n in args.encoder.split(",") if n.strip()))
+        if len(given) != len(encoders):
+            given = [e.name for e in encoders]
+        encoders = apply_checkpoint_flag(encoders, given, args.checkpoint)
+    return encoders, resolve_tasks(args.tasks, paths.task_dirs(args.tasks_dir))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalbench.cli.common import add_dirs
+from evalbench.cli.data_import import add_import_parser
 from evalbench.errors import EvalbenchError
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 EPILOG = """examples:
   evalbench data download esc50                 fetch, check, unpack and prepare ESC-50
   evalbench data prepare vc1 --source ~/vox1    prepare a dataset fetched by hand
+  evalbench data prepare surge --source ~/surge --split-file dataset_surge_tone_splits.csv
+                                                the reference's published tone split, not the seeded one
   evalbench data verify gtzan                   decode every clip, list problem files and class counts
 """
 
@@ -43,11 +46,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     prep.add_argument("task")
     prep.add_argument("--source", type=Path, help="folder holding the official distribution")
     prep.add_argument("--force", action="store_true", help="rebuild even if the source is unchanged")
+    prep.add_argument(
+        "--split-file",
+        type=Path,
+        metavar="FILE",
+        help="use the reference harness's published split read from FILE instead of the seeded rule "
+        "(surge: CSV tone,split; cremad: CSV file_name,split or actor,split); recorded in dataset.json",
+    )
     ver = actions.add_parser("verify", help="decode every clip of a prepared dataset and report problems")
     ver.add_argument("task")
     for q in (down, prep, ver):
         add_dirs(q, data=True)
         q.set_defaults(handler=handle)
+    add_import_parser(actions)  # `data import DIR --name NAME`: its own handler
 
 
 def print_exclusions(excluded: list[dict[str, Any]]) -> None:
@@ -64,7 +75,7 @@ def handle(args: argparse.Namespace) -> int:
     from evalbench import paths
     from evalbench.specs.task import load_task
 
-    task = load_task(args.task, paths.tasks_dir(args.tasks_dir))
+    task = load_task(args.task, paths.task_dirs(args.tasks_dir))
     data_root = paths.data_root(args.data_root)
     if args.action == "verify":
         return _verify(task, data_root)
@@ -79,6 +90,10 @@ def handle(args: argparse.Namespace) -> int:
         print(f"{task.name}: official layout in {root}")
         state = "prepared"
     else:
+        if getattr(args, "split_file", None) is not None:
+            from evalbench.data.datasets._common import with_split_file
+
+            task = with_split_file(task, args.split_file)
         dataset, built = prepare(task, data_root, args.source, force=args.force)
         state = "prepared" if built else "already prepared (source unchanged; --force rebuilds)"
     print(f"{task.name}: dataset '{task.dataset_name}' {state}: {len(dataset.metadata)} clips in {dataset.root}")

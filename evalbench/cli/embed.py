@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalbench.cli.common import add_compute, add_dirs, resolve_pipeline_args
+from evalbench.cli.common import add_compute, add_dirs, add_extraction, resolve_pipeline_args
 from evalbench.errors import EvalbenchError
 
 if TYPE_CHECKING:  # torch-heavy modules are imported by the handler only (listing never imports torch)
@@ -31,12 +31,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--encoder", required=True, help="encoder name(s), comma-separated; hear:<module>[:<weights>] for HEAR modules"
     )
-    p.add_argument("--checkpoint", metavar="PATH", help="embed with this weights file of the (single) encoder's family")
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH|NAME=PATH,...",
+        help="embed with this weights file of the (single) encoder's family, or one file per encoder (NAME=PATH,...)",
+    )
     p.add_argument("--tasks", required=True, help="task and/or suite name(s), comma-separated (e.g. synth)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--batch-size", type=int, default=32, help="extraction batch size (does not change results)")
-    p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default: 0, in-process)")
+    add_extraction(p)
     add_compute(p)
     add_dirs(p, data=True, cache=True)
     p.set_defaults(handler=handle)
@@ -99,7 +102,9 @@ def handle(args: argparse.Namespace) -> int:
         folder = out / spec.name if len(encoders) > 1 else out
         for task in tasks:
             data = datas[task.name]
-            enc = enc or load_encoder_model(spec, device, digests[spec.name], args.precision, args.tf32)
+            enc = enc or load_encoder_model(
+                spec, device, digests[spec.name], args.precision, args.tf32, paths.encoder_dirs(args.encoders_dir)
+            )
             try:
                 x, stats = embed_task(enc, data, cache, args.batch_size, args.workers)
             except EvalbenchError as exc:  # name the pair: the message alone may not say which

@@ -49,22 +49,25 @@ def handle(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from evalbench import paths
+    from evalbench.specs.catalog import origin, overridden
     from evalbench.specs.encoder import encoder_files, load_encoder, parse_encoder_file
     from evalbench.specs.fields import to_dict
 
     if args.action == "check":
         return check_module(args.name)
-    encoders_dir = paths.encoders_dir(args.encoders_dir)
+    encoders_dir = paths.encoder_dirs(args.encoders_dir)
     if args.action == "list":
         rows = []
+        hidden = overridden(encoders_dir)
         for path in encoder_files(encoders_dir):
+            source = origin(path) + (f" (overrides {origin(hidden[path.stem])})" if path.stem in hidden else "")
             try:
                 e = parse_encoder_file(path)
                 ckpt = e.checkpoint.path if e.checkpoint else "-"
-                rows.append([e.name, e.adapter, e.pooling, ckpt, e.description])
+                rows.append([e.name, e.adapter, e.pooling, ckpt, source, e.description])
             except SpecError as exc:
-                rows.append([path.stem, "INVALID", "", "", str(exc)])
-        print(tabulate(rows, headers=["encoder", "adapter", "pooling", "checkpoint", "description"]))
+                rows.append([path.stem, "INVALID", "", "", source, str(exc)])
+        print(tabulate(rows, headers=["encoder", "adapter", "pooling", "checkpoint", "from", "description"]))
         return 0
     if args.action == "show":
         spec = load_encoder(args.name, encoders_dir)
@@ -83,5 +86,6 @@ def handle(args: argparse.Namespace) -> int:
         print(f"INVALID {e}")
     if errors:
         raise EvalbenchError(f"{len(errors)} invalid encoder spec(s); see above")
-    print(f"all encoder specs in {encoders_dir} are valid" if not args.files else "all given specs are valid")
+    where = ", ".join(str(d) for d in encoders_dir)
+    print(f"all encoder specs in {where} are valid" if not args.files else "all given specs are valid")
     return 0

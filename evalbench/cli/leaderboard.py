@@ -53,7 +53,7 @@ def handle(args: argparse.Namespace) -> int:
     published = Path(args.published).expanduser() if args.published else None
     written = write_leaderboard(
         results,
-        paths.tasks_dir(args.tasks_dir),
+        paths.task_dirs(args.tasks_dir),
         ci=args.ci,
         plot=args.plot,
         with_published=args.with_published or published is not None,

@@ -70,6 +70,14 @@ def overrides(args: argparse.Namespace) -> list[dict]:
     return layers
 
 
+def recipes_dir(method: str, encoder_dirs: list[Path]) -> Path:
+    """The ``recipes`` folder defining ``method``: the highest-priority encoders folder holding it, else built-in."""
+    for folder in reversed(encoder_dirs):
+        if (folder / "recipes" / f"{method}.yaml").is_file():
+            return folder / "recipes"
+    return encoder_dirs[0] / "recipes"
+
+
 def handle(args: argparse.Namespace) -> int:
     """Build the job and run it; print the command that scores the result."""
     from evalbench import paths
@@ -79,14 +87,15 @@ def handle(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "workers" else 1):
             raise EvalbenchError(f"--{flag.replace('_', '-')} {value}: must be a positive integer")
-    encoders_dir = paths.encoders_dir(args.encoders_dir)
+    encoders_dir = paths.user_encoders_dir(args.encoders_dir)  # registered here, never inside the package
+    encoders_dir.mkdir(parents=True, exist_ok=True)
     job = PretrainJob(
         method=args.method,
-        recipes_dir=args.recipes_dir or encoders_dir / "recipes",
+        recipes_dir=args.recipes_dir or recipes_dir(args.method, paths.encoder_dirs(args.encoders_dir)),
         data_root=paths.data_root(args.data_root),
         cache_dir=paths.cache_root(args.cache_dir),
         encoders_dir=encoders_dir,
-        tasks_dir=paths.tasks_dir(args.tasks_dir),
+        tasks_dir=paths.task_dirs(args.tasks_dir),
         preset=args.preset,
         overrides=overrides(args),
         data=args.data,

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evalbench.cli.common import add_compute, add_dirs, resolve_pipeline_args
+from evalbench.cli.common import add_compute, add_dirs, add_extraction, resolve_pipeline_args
 from evalbench.errors import EvalbenchError
 
 if TYPE_CHECKING:
@@ -65,8 +65,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--checkpoint",
-        metavar="PATH",
-        help="score this weights file with the (single) encoder's family (results: <encoder>@<stem>-<sha256[:8]>)",
+        metavar="PATH|NAME=PATH,...",
+        help="score this weights file with the (single) encoder's family, or name a file per encoder "
+        "(byola-v1-512=a.pth,msn=b.pt); a file of another family is named (results: <encoder>@<stem>-<sha256[:8]>)",
     )
     p.add_argument("--tasks", required=True, help="task and/or suite name(s), comma-separated (e.g. synth)")
     p.add_argument("--probe", default="linear", help="probe: linear, mlp or knn (default: linear)")
@@ -86,8 +87,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default=None, help="seed count (42, 43, ...) or list (default: the preset's, 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--overwrite", action="store_true", help="recompute records that are up to date")
-    p.add_argument("--batch-size", type=int, default=32, help="extraction batch size (does not change results)")
-    p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default: 0, in-process)")
+    add_extraction(p)
     p.add_argument(
         "--allow-contaminated",
         action="store_true",
@@ -112,15 +112,15 @@ def _memo(args: argparse.Namespace) -> Path | None:
     if "hear:" in args.encoder:
         return None
     folders = {
-        "data": paths.data_root(args.data_root),
-        "cache": paths.cache_root(args.cache_dir),
-        "results": paths.results_dir(args.results_dir),
-        "tasks": paths.tasks_dir(args.tasks_dir),
-        "encoders": paths.encoders_dir(args.encoders_dir),
+        "data": [paths.data_root(args.data_root)],
+        "cache": [paths.cache_root(args.cache_dir)],
+        "results": [paths.results_dir(args.results_dir)],
+        "tasks": paths.task_dirs(args.tasks_dir),  # the overlay: which folders exist changes name resolution
+        "encoders": paths.encoder_dirs(args.encoders_dir),
     }
     options = {k: v for k, v in vars(args).items() if k not in ("handler", "overwrite", "profile")}
-    key = uptodate.request_key(options, {k: str(Path(v).resolve()) for k, v in folders.items()})
-    return uptodate.memo_path(folders["cache"], key)
+    key = uptodate.request_key(options, {k: [str(Path(v).resolve()) for v in vs] for k, vs in folders.items()})
+    return uptodate.memo_path(folders["cache"][0], key)
 
 
 def _inputs(args: argparse.Namespace, encoders: list, tasks: list, data_root: Path) -> Inputs:
@@ -129,7 +129,7 @@ def _inputs(args: argparse.Namespace, encoders: list, tasks: list, data_root: Pa
     from evalbench.data.prepare import dataset_dir
     from evalbench.results.uptodate import Inputs
 
-    inputs = Inputs(trees=[str(paths.tasks_dir(args.tasks_dir)), str(paths.encoders_dir(args.encoders_dir))])
+    inputs = Inputs(trees=[str(d) for d in (*paths.task_dirs(args.tasks_dir), *paths.encoder_dirs(args.encoders_dir))])
     for spec in encoders:
         inputs.files += [str(p) for p in (spec.source_path, spec.checkpoint_path(), spec.trained_on_path()) if p]
     for task in tasks:
@@ -139,7 +139,7 @@ def _inputs(args: argparse.Namespace, encoders: list, tasks: list, data_root: Pa
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Answer from the up-to-date memo, or resolve names and folders and call :func:`evalbench.evaluate.run`."""
+    """Answer from the up-to-date memo, or resolve names and folders and call :func:`evalbench.runner.run`."""
     memo = None if args.overwrite else _memo(args)
     if memo is not None:
         from evalbench.results import uptodate
@@ -154,8 +154,8 @@ def handle(args: argparse.Namespace) -> int:
             return 0
 
     from evalbench import paths
-    from evalbench.evaluate import RunConfig, run
     from evalbench.results import uptodate
+    from evalbench.runner import RunConfig, run
 
     memo = memo or _memo(args)
     encoders, tasks = resolve_pipeline_args(args)
@@ -174,6 +174,7 @@ def handle(args: argparse.Namespace) -> int:
         allow_contaminated=args.allow_contaminated,
         precision=args.precision,
         tf32=args.tf32,
+        encoder_dirs=paths.encoder_dirs(args.encoders_dir),
     )
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone reports
     inputs = _inputs(args, encoders, tasks, cfg.data_root) if memo is not None and main_rank else None

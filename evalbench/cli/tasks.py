@@ -7,6 +7,7 @@ from pathlib import Path
 
 from evalbench.cli.common import add_catalog, add_dirs
 from evalbench.errors import EvalbenchError, SpecError
+from evalbench.specs.catalog import Dirs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,8 +50,13 @@ def check_prepared(task, data_root: Path | None) -> str | None:
     return None
 
 
-def validate_all(tasks_dir: Path, files: list[Path] | None = None, data_root: Path | None = None) -> list[str]:
-    """Error messages of all invalid task/suite files, and of prepared datasets that contradict their task."""
+def validate_all(tasks_dir: Dirs, files: list[Path] | None = None, data_root: Path | None = None) -> list[str]:
+    """Error messages of all invalid task/suite files, and of prepared datasets that contradict their task.
+
+    ``tasks_dir`` is a folder or an overlay of them (:mod:`evalbench.specs.catalog`); without ``files``, every
+    task and suite the overlay resolves to is checked.
+    """
+    from evalbench.specs.catalog import spec_map
     from evalbench.specs.task import parse_suite_file, parse_task_file, suite_files, task_files
 
     errors = []
@@ -69,10 +75,11 @@ def validate_all(tasks_dir: Path, files: list[Path] | None = None, data_root: Pa
         for path in suite_files(tasks_dir):
             try:
                 suite = parse_suite_file(path)
-                unknown = [t for t in suite.tasks if t not in names and not (Path(tasks_dir) / f"{t}.yaml").is_file()]
+                known = spec_map(tasks_dir)
+                unknown = [t for t in suite.tasks if t not in names and t not in known]
                 if unknown:
                     errors.append(f"{path}: tasks: unknown task(s) {unknown}")
-                if (Path(tasks_dir) / f"{suite.name}.yaml").is_file():
+                if suite.name in known:
                     errors.append(f"{path}: name: '{suite.name}' is also a task name; rename the suite")
             except SpecError as exc:
                 errors.append(str(exc))
@@ -85,10 +92,11 @@ def handle(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from evalbench import paths
+    from evalbench.specs.catalog import origin, overridden
     from evalbench.specs.fields import to_dict
     from evalbench.specs.task import load_task, parse_suite_file, parse_task_file, suite_files, task_files
 
-    tasks_dir = paths.tasks_dir(args.tasks_dir)
+    tasks_dir = paths.task_dirs(args.tasks_dir)
     if args.action == "catalog":
         from evalbench.data import catalog
 
@@ -99,7 +107,9 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     if args.action == "list":
         rows = []
+        hidden = overridden(tasks_dir)
         for path in task_files(tasks_dir):
+            source = origin(path) + (f" (overrides {origin(hidden[path.stem])})" if path.stem in hidden else "")
             try:
                 t = parse_task_file(path)
                 n_classes = "—" if t.labels.type == "regression" else len(t.labels.classes or []) or "from data"
@@ -112,21 +122,23 @@ def handle(args: argparse.Namespace) -> int:
                         f"{t.audio.clip_seconds:g}",
                         _split(t),
                         ", ".join(t.metrics),
+                        source,
                         t.description,
                     ]
                 )
             except SpecError as exc:
-                rows.append([path.stem, "", "INVALID", "", "", "", "", str(exc)])
-        print(tabulate(rows, headers=["task", "v", "labels", "classes", "unit s", "split", "metrics", "description"]))
+                rows.append([path.stem, "", "INVALID", "", "", "", "", source, str(exc)])
+        headers = ["task", "v", "labels", "classes", "unit s", "split", "metrics", "from", "description"]
+        print(tabulate(rows, headers=headers))
         suites = []
         for path in suite_files(tasks_dir):
             try:
                 s = parse_suite_file(path)
-                suites.append([s.name, ", ".join(s.tasks), s.description])
+                suites.append([s.name, ", ".join(s.tasks), origin(path), s.description])
             except SpecError as exc:
-                suites.append([path.stem, "INVALID", str(exc)])
+                suites.append([path.stem, "INVALID", origin(path), str(exc)])
         if suites:
-            print("\n" + tabulate(suites, headers=["suite", "tasks", "description"]))
+            print("\n" + tabulate(suites, headers=["suite", "tasks", "from", "description"]))
         return 0
     if args.action == "show":
         spec = load_task(args.name, tasks_dir)
@@ -138,5 +150,6 @@ def handle(args: argparse.Namespace) -> int:
         print(f"INVALID {e}")
     if errors:
         raise EvalbenchError(f"{len(errors)} invalid task/suite spec(s); see above")
-    print(f"all task and suite specs in {tasks_dir} are valid" if not args.files else "all given specs are valid")
+    where = ", ".join(str(d) for d in tasks_dir)
+    print(f"all task and suite specs in {where} are valid" if not args.files else "all given specs are valid")
     return 0

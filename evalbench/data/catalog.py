@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from evalbench.specs.catalog import Dirs, as_dirs
 from evalbench.specs.task import TaskSpec, parse_suite_file, parse_task_file, suite_files, task_files
 from evalbench.utils.io import atomic_write_text
 
@@ -113,8 +114,8 @@ def obtain_entry(key: str, tasks: list[TaskSpec]) -> list[str]:
     return [*lines, ""]
 
 
-def render(tasks_dir: Path) -> str:
-    """The catalog Markdown for every task and suite spec in ``tasks_dir``.
+def render(tasks_dir: Dirs) -> str:
+    """The catalog Markdown for every task and suite spec in a tasks folder or overlay.
 
     Raises:
         SpecError: A spec is invalid (``evalbench tasks validate`` lists them all).
@@ -151,9 +152,9 @@ def render(tasks_dir: Path) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def write(tasks_dir: Path) -> Path:
-    """Write :func:`render` to ``tasks_dir/README.md`` atomically; returns the path."""
-    path = Path(tasks_dir) / CATALOG
+def write(tasks_dir: Dirs) -> Path:
+    """Write :func:`render` to ``README.md`` of the highest-priority tasks folder, atomically; returns the path."""
+    path = as_dirs(tasks_dir)[-1] / CATALOG
     atomic_write_text(path, render(tasks_dir))
     return path
 

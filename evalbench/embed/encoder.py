@@ -10,18 +10,25 @@ is the one place a batch is encoded and pooled, under the run's precision.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from evalbench.adapters.base import Encoder, Frames
+from evalbench.adapters.checkpoints import IGNORED_OPTIONS, KeyMismatch, build_unloaded, matching, read_checkpoint
 from evalbench.adapters.pooling import pooled_dim
 from evalbench.errors import EvalbenchError
 from evalbench.registry import ADAPTERS, POOLINGS
-from evalbench.specs.encoder import EncoderSpec, pretrained_alternatives
+from evalbench.specs.catalog import Dirs
+from evalbench.specs.checkpoint_flag import from_checkpoint_flag
+from evalbench.specs.encoder import EncoderSpec, pretrained_alternatives, same_adapter_specs
+from evalbench.specs.fields import to_dict
 from evalbench.utils.hashing import sha256_file, sha256_json
 from evalbench.utils.precision import CHECK_CLIPS, TOLERANCE, autocast, compute_identity, deviation
 
@@ -195,13 +202,177 @@ def load_encoder_model(
     checkpoint_sha256: str | None = None,
     precision: str = "fp32",
     tf32: bool = False,
+    encoders_dir: Dirs | None = None,
 ) -> LoadedEncoder:
-    """Instantiate ``spec``'s adapter on ``device`` after verifying its checkpoint (``precision``: its forward)."""
+    """Instantiate ``spec``'s adapter on ``device`` after verifying its checkpoint (``precision``: its forward).
+
+    A checkpoint that does not load into the spec's network is tried against
+    the other specs of the same adapter (in ``encoders_dir``, default the spec
+    folders of :func:`evalbench.paths.encoder_dirs`), and the error names the
+    one it fits (:func:`checkpoint_hint`).
+
+    Raises:
+        EvalbenchError: The checkpoint is missing, differs from the spec's
+            SHA-256, or does not load (with the hint).
+    """
     digest = checkpoint_sha256 if checkpoint_sha256 is not None else verify_checkpoint(spec)
     path = spec.checkpoint_path()
-    model = ADAPTERS.get(spec.adapter).from_options(spec.typed_options(), path)
+    adapter = ADAPTERS.get(spec.adapter)
+    try:
+        model = adapter.from_options(spec.typed_options(), path)
+    except EvalbenchError as exc:
+        if path is None or not hasattr(adapter, "load_weights"):
+            raise
+        raise _load_error(spec, path, exc, encoders_dir) from exc
     model.to(device).eval()
     return LoadedEncoder(spec, model, digest, device, precision=precision, tf32=tf32)
 
 
-__all__ = ["LoadedEncoder", "load_encoder_model", "static_identity", "verify_checkpoint"]
+HINT_LISTED = 8  # candidate names shown when the file matches none
+
+
+def _option_key(options: Any) -> str:
+    """Options that can shape a network (all but :data:`~evalbench.adapters.checkpoints.IGNORED_OPTIONS`), as text."""
+    return json.dumps(
+        {k: v for k, v in to_dict(options).items() if k not in IGNORED_OPTIONS}, sort_keys=True, default=str
+    )
+
+
+def _is_this_file(other: EncoderSpec, digest: str) -> bool:
+    """Whether ``other``'s own checkpoint is the file of SHA-256 ``digest``."""
+    if other.checkpoint is None:
+        return False
+    if other.checkpoint.sha256:
+        return other.checkpoint.sha256 == digest
+    own = other.checkpoint_path()
+    return own is not None and own.is_file() and sha256_file(own) == digest
+
+
+def _builder(adapter: type, options: Any) -> Callable[[], Any]:
+    """Build ``adapter(options)`` without weights, when called (:func:`~evalbench.adapters.checkpoints.matching`)."""
+    return lambda: build_unloaded(adapter, options)
+
+
+def checkpoint_matches(
+    spec: EncoderSpec,
+    path: Path,
+    encoders_dir: Dirs | None = None,
+    read: tuple[dict, dict] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Which other specs of ``spec``'s adapter would load the checkpoint ``path``: ``(matches, candidates)``.
+
+    Cheap and safe: the file is read once, weights only
+    (:func:`~evalbench.adapters.checkpoints.read_checkpoint`); each candidate's
+    network is built with its seeded initial weights, and its own loader checks
+    keys, shapes, family and options without loading anything and without
+    running the network (:func:`~evalbench.adapters.checkpoints.matching`).
+    Specs whose options differ only in
+    :data:`~evalbench.adapters.checkpoints.IGNORED_OPTIONS` share one build.
+
+    Returns:
+        ``matches``, best first: a spec whose own checkpoint is this very file,
+        then specs with weights of their own, then random twins and specs
+        without a checkpoint (by name within each); and every candidate, by name.
+
+    Raises:
+        EvalbenchError: The file cannot be read as a weights-only state dict.
+    """
+    read = read if read is not None else read_checkpoint(path)
+    candidates = same_adapter_specs(spec, encoders_dir)
+    adapter = ADAPTERS.get(spec.adapter)
+    groups: dict[str, list[EncoderSpec]] = {}
+    for other in candidates:
+        groups.setdefault(_option_key(other.typed_options()), []).append(other)
+    builders = {key: _builder(adapter, members[0].typed_options()) for key, members in groups.items()}
+    verdicts = matching(path, builders, read)
+    fits = [other for key, members in groups.items() if verdicts[key] is None for other in members]
+    digest = sha256_file(path) if fits else ""
+
+    def rank(other: EncoderSpec) -> tuple[int, str]:
+        if _is_this_file(other, digest):
+            return 0, other.name
+        official = other.checkpoint is not None and not other.pretrain.get("twin_of")
+        return (1 if official else 2), other.name
+
+    return [o.name for o in sorted(fits, key=rank)], [o.name for o in candidates]
+
+
+def checkpoint_hint(
+    spec: EncoderSpec,
+    path: Path,
+    encoders_dir: Dirs | None = None,
+    read: tuple[dict, dict] | None = None,
+) -> str:
+    """For a checkpoint that does not load into ``spec``: which encoder of the same adapter it fits.
+
+    Returns:
+        ``this file matches `X`; use `--encoder X``` (naming other matches
+        too), ``it matches none of A, B, ...``, or ``""`` when the adapter has
+        no other spec.
+    """
+    matches, candidates = checkpoint_matches(spec, path, encoders_dir, read)
+    if matches:
+        best, rest = matches[0], matches[1:]
+        also = f" (also {', '.join(f'`{m}`' for m in rest)})" if rest else ""
+        advice = f"`--encoder {best}`"
+        named = _named_flag(spec)
+        if named is not None:
+            advice += f" and `--checkpoint {best}={named}`"
+        return f"this file matches `{best}`{also}; use {advice}"
+    if candidates:
+        shown = ", ".join(candidates[:HINT_LISTED]) + (", …" if len(candidates) > HINT_LISTED else "")
+        return f"it matches none of {shown} either"
+    return ""
+
+
+def _base_name(spec: EncoderSpec) -> str:
+    """The encoder name before ``--checkpoint`` derived ``<name>@<file>`` from it."""
+    return spec.name.partition("@")[0]
+
+
+def _named_flag(spec: EncoderSpec) -> str | None:
+    """The path of ``--checkpoint NAME=PATH`` that gave ``spec`` its weights; None for a plain path or the spec's own.
+
+    A plain path never starts with ``NAME=`` of its encoder
+    (:func:`~evalbench.specs.checkpoint_flag.parse_checkpoint_flag`).
+    """
+    given = from_checkpoint_flag(spec)
+    if given is None:
+        return None
+    left, eq, path = given.partition("=")
+    return path if eq and left in (_base_name(spec), spec.name) else None
+
+
+def _load_error(spec: EncoderSpec, path: Path, exc: EvalbenchError, encoders_dir: Dirs | None) -> EvalbenchError:
+    """``exc`` of a checkpoint that failed to load, made short and told which encoder the file fits.
+
+    A file that cannot be read at all keeps its own message (no other encoder can read it either).
+    """
+    try:
+        read = read_checkpoint(path)
+    except EvalbenchError:
+        return exc
+    hint = checkpoint_hint(spec, path, encoders_dir, read)
+    given = from_checkpoint_flag(spec)
+    if given is None:
+        who, name = f"{spec.source_path}: checkpoint.path", spec.name
+    else:
+        who, name = ("--checkpoint" if _named_flag(spec) is None else f"--checkpoint {given}"), _base_name(spec)
+    if isinstance(exc, KeyMismatch):
+        reason = exc.brief
+    else:
+        reason = str(exc)
+        prefix = f"{path}: "
+        reason = reason[len(prefix) :] if reason.startswith(prefix) else reason
+    message = f"{who}: {path} does not load into encoder '{name}' ({reason})"
+    return EvalbenchError(f"{message}; {hint}" if hint else message)
+
+
+__all__ = [
+    "LoadedEncoder",
+    "checkpoint_hint",
+    "checkpoint_matches",
+    "load_encoder_model",
+    "static_identity",
+    "verify_checkpoint",
+]

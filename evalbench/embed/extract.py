@@ -31,12 +31,13 @@ from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.embed.encoder import LoadedEncoder, load_encoder_model, static_identity, verify_checkpoint
 from evalbench.embed.fit import FIT_MAX_CLIPS, fit_encoder, fitted_on, fused_fit
-from evalbench.embed.loader import ClipDataset, clip_batches
+from evalbench.embed.loader import ClipDataset, auto_workers, clip_batches
 from evalbench.embed.shard import embed_part_sharded
 from evalbench.errors import EvalbenchError
 from evalbench.presets import EmbeddingRecipe
 from evalbench.pretrain.distributed import DistEnv, barrier
 from evalbench.utils.hashing import sha256_json
+from evalbench.utils.memory import fix_mmap_threshold
 
 
 @torch.inference_mode()
@@ -60,10 +61,10 @@ def embed_rows(
     out = np.empty((len(rows), enc.dim), dtype=np.float32)
     pos = 0
     dataset = ClipDataset(data, rows, enc.model.sample_rate, audio_cache, crop)
-    loader = clip_batches(dataset, batch_size, workers, timings)
+    loader = clip_batches(dataset, batch_size, workers, timings, enc.device.type == "cuda")
     total = -(-len(rows) // batch_size)
     for wav, lengths in tqdm(loader, total=total, desc=desc, unit="batch", leave=False, disable=None):
-        wav, lengths = wav.to(enc.device), lengths.to(enc.device)
+        wav, lengths = wav.to(enc.device, non_blocking=True), lengths.to(enc.device, non_blocking=True)
         enc.verify_precision(wav, lengths, data.task.name)
         pooled = enc.pooled(wav, lengths, mask_padding, timings).cpu().numpy()
         enc.check_finite(pooled, [data.files[int(r)] for r in rows[pos : pos + len(pooled)]])
@@ -178,11 +179,13 @@ def embed_views(
     data: TaskData,
     cache: EmbeddingCache,
     batch_size: int = 32,
-    workers: int = 0,
+    workers: int | None = None,
     recipe: EmbeddingRecipe | None = None,
     env: DistEnv | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None, EmbedStats]:
     """Embeddings of every clip as training/validation material and as test material, plus stats.
+
+    ``workers`` None decodes with :func:`~evalbench.embed.loader.auto_workers` workers for the encoder's device.
 
     Both arrays are in metadata order; they are the same array unless ``recipe`` crops test clips differently
     from training clips on a k-fold task (module docstring).  A fixed-split task needs one array: each part has
@@ -193,6 +196,8 @@ def embed_views(
     embeds its shards; only rank 0 gets the arrays (the others get None).
     """
     env = env or DistEnv()
+    fix_mmap_threshold()  # memory flat in the number of clips (evalbench.utils.memory)
+    workers = auto_workers(enc.device) if workers is None else workers
     stages: dict[str, float] = {}
     recipe = recipe or EmbeddingRecipe()
     start = time.perf_counter()
@@ -227,7 +232,7 @@ def embed_views(
 
 
 def embed_task(
-    enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int = 32, workers: int = 0
+    enc: LoadedEncoder, data: TaskData, cache: EmbeddingCache, batch_size: int = 32, workers: int | None = None
 ) -> tuple[np.ndarray, EmbedStats]:
     """Embeddings of every clip of ``data`` (metadata order) under the task's own crop, from cache where possible."""
     x, _, stats = embed_views(enc, data, cache, batch_size, workers)

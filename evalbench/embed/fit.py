@@ -26,6 +26,7 @@ normal path for that state (same batches, same front end).
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,12 +47,15 @@ from evalbench.utils.hashing import sha256_json
 
 FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (PROTOCOL.md §2.1)
 FEATURE_BUDGET_BYTES = 2 * 1024**3
-"""Front-end features the fused pass keeps in memory (CPU), summed over kept parts.
+"""Front-end features the fused pass keeps on disk, summed over kept parts.
 
+The features wait for the statistics in an anonymous temporary file under the
+cache folder (:class:`_Spill`), written and read back batch by batch, so the
+process's memory does not grow with the task (``evalbench bench scaling``).
 A 5 s clip's BYOL-A log-mel is 64 × 501 float32 ≈ 128 KiB, so 2 GiB holds
 ~16,000 such clips.  A part whose features would exceed the budget is dropped
 (its fit rows still count towards the statistics) and recomputed afterwards by
-the normal path, so memory stays bounded whatever the task's size.
+the normal path, so the scratch space stays bounded whatever the task's size.
 """
 
 
@@ -190,7 +194,35 @@ def _fit_parts(
     return parts if np.isin(plan.rows, covered).all() else None
 
 
-Batches = list[tuple[torch.Tensor, torch.Tensor]]  # kept (features, lengths) per batch, on CPU
+class _Spill:
+    """A part's front-end features, batch by batch, in an anonymous temporary file (deleted on close or crash).
+
+    Kept out of memory so that peak RSS does not grow with the task; read back
+    once, in order, after the statistics are known.  Values are stored as their
+    exact bytes, so the embeddings are those of features kept in memory.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.file = tempfile.TemporaryFile(dir=folder, prefix="fused-features-")  # noqa: SIM115 (closed by close())
+        self.batches: list[tuple[tuple[int, ...], np.dtype, torch.Tensor]] = []
+        self.nbytes = 0
+
+    def append(self, feats: torch.Tensor, lengths: torch.Tensor) -> None:
+        array = np.ascontiguousarray(feats.cpu().numpy())
+        self.file.write(memoryview(array).cast("B"))
+        self.batches.append((array.shape, array.dtype, lengths.cpu()))
+        self.nbytes += array.nbytes
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.file.seek(0)
+        for shape, dtype, lengths in self.batches:
+            array = np.fromfile(self.file, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+            yield torch.from_numpy(array), lengths
+
+    def close(self) -> None:
+        self.file.close()
+        self.batches.clear()
 
 
 @dataclass
@@ -203,6 +235,7 @@ class _FusedPass:
     batch_size: int
     workers: int
     audio: Path
+    scratch: Path  # folder of the spilled features (:class:`_Spill`)
     timings: dict[str, float] | None
 
     @contextmanager
@@ -218,10 +251,11 @@ class _FusedPass:
         dataset = ClipDataset(self.data, rows, enc.model.sample_rate, self.audio, crop)
         desc = f"{enc.spec.name}/{self.data.task.name} (fit + features)"
         with tqdm(total=-(-len(rows) // self.batch_size), desc=desc, unit="batch", leave=False, disable=None) as bar:
-            for wav, lengths in clip_batches(dataset, self.batch_size, self.workers, self.timings):
-                lengths = lengths.to(enc.device)
+            pin = enc.device.type == "cuda"
+            for wav, lengths in clip_batches(dataset, self.batch_size, self.workers, self.timings, pin):
+                wav, lengths = wav.to(enc.device, non_blocking=True), lengths.to(enc.device, non_blocking=True)
                 with self.timed("encode"):  # the front end is part of encoding on the normal path
-                    feats = enc.model.features(wav.to(enc.device), lengths)
+                    feats = enc.model.features(wav, lengths)
                 take = self.is_fit[rows[pos : pos + len(lengths)]]
                 if take.any():
                     with self.timed("fit"):
@@ -231,8 +265,8 @@ class _FusedPass:
                 bar.update()
                 yield feats, lengths
 
-    def read_part(self, part: _Part, room: int) -> Batches | None:
-        """Add a part's fit rows to the statistics; its features if they fit in ``room`` bytes, else None.
+    def read_part(self, part: _Part, room: int) -> _Spill | None:
+        """Add a part's fit rows to the statistics; its features (on disk) if they fit in ``room`` bytes, else None.
 
         With ``room < 0`` only the fit rows are read.  Features that outgrow
         ``room`` are dropped and the rest of the part is read for its fit rows only.
@@ -241,29 +275,30 @@ class _FusedPass:
             for _ in self.read(part.rows[self.is_fit[part.rows]], part.crop):
                 pass
             return None
-        batches: Batches = []
-        size, done = 0, 0
+        spill, done = _Spill(self.scratch), 0
         stream = self.read(part.rows, part.crop)
         for feats, lengths in stream:
             done += len(lengths)
-            size += feats.nbytes
-            if size > room:
+            if spill.nbytes + feats.nbytes > room:
                 stream.close()  # stop decoding clips of no use to the fit
+                spill.close()
                 rest = part.rows[done:]
                 for _ in self.read(rest[self.is_fit[rest]], part.crop):
                     pass
                 return None
-            batches.append((feats.cpu(), lengths.cpu()))
-        return batches
+            with self.timed("cache_write"):
+                spill.append(feats, lengths)
+        return spill
 
-    def encode(self, part: _Part, batches: Batches, mask_padding: bool) -> np.ndarray:
+    def encode(self, part: _Part, batches: _Spill, mask_padding: bool) -> np.ndarray:
         """Pooled float32 embeddings of a part from its kept features, pooled as ``embed_rows`` pools."""
         enc = self.enc
         out = np.empty((len(part.rows), enc.dim), dtype=np.float32)
         pos = 0
         for feats, lengths in batches:
             with self.timed("encode"):
-                frames = enc.model.encode_features(feats.to(enc.device), lengths.to(enc.device))
+                feats, lengths = feats.to(enc.device, non_blocking=True), lengths.to(enc.device, non_blocking=True)
+                frames = enc.model.encode_features(feats, lengths)
             pooled = enc.pool(frames, mask_padding, self.timings).cpu().numpy()
             enc.check_finite(pooled, [self.data.files[int(r)] for r in part.rows[pos : pos + len(pooled)]])
             out[pos : pos + len(pooled)] = pooled
@@ -289,7 +324,7 @@ def fused_fit(
     must be computed and the adapter has a front-end split, one pass over the
     uncached parts cropped as training clips that hold fit rows computes the
     front end of each batch once, adds the fit rows' features to the
-    statistics, and keeps the features (on CPU) within
+    statistics, and keeps the features (on disk, :class:`_Spill`) within
     :data:`FEATURE_BUDGET_BYTES`: the first part that outgrows it is dropped,
     later parts are read for their fit rows only, and the normal path embeds
     them afterwards.  The finished state is checked and cached as by
@@ -332,7 +367,7 @@ def fused_fit(
         return {}
     is_fit = np.zeros(data.n, dtype=bool)
     is_fit[plan.rows] = True
-    run = _FusedPass(enc, data, is_fit, batch_size, workers, cache.root / "audio", timings)
+    run = _FusedPass(enc, data, is_fit, batch_size, workers, cache.root / "audio", cache.root / "tmp", timings)
     room, kept = FEATURE_BUDGET_BYTES, []  # room < 0: a part overflowed, later ones are read for fit rows only
     enc.model.begin_fit()
     for part in parts:
@@ -341,14 +376,14 @@ def fused_fit(
             room = -1
         else:
             kept.append((part, batches))
-            room -= sum(f.nbytes for f, _ in batches)
+            room -= batches.nbytes
     with run.timed("fit"):
         enc.model.finish_fit()
         fitted = _store_state(enc, data, cache, plan)
     out = {}
     for part, batches in kept:
         array = run.encode(part, batches, mask_padding)
-        batches.clear()  # release the features part by part
+        batches.close()  # release the scratch space part by part
         with run.timed("cache_write"):
             cache.store(enc.spec.name, data.task.name, part.name, part.payload, array, fitted)
         out[(part.name, part.crop)] = array

@@ -6,6 +6,7 @@ clear message naming the file (:func:`clip_batches`).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,12 +107,40 @@ def _clean(
         yield wav, lengths
 
 
+def auto_workers(device: torch.device) -> int:
+    """The default number of decoding workers (``--workers auto``) for extraction on ``device``.
+
+    - **CPU: 0.**  Decoding and the encoder share the same cores, so a worker
+      takes cores from the network.  Measured on 2 cores with 2 torch threads
+      (``evalbench bench workers``: BYOL-A v2, 400 clips of 5 s at 44.1 kHz,
+      cold caches, 2 rounds): 20.0 clips/s in-process, 19.2 with one worker,
+      19.4 with two; docs/performance.md has the table.
+    - **CUDA: one worker per free core, at most 4.**  The network runs on the
+      GPU, so decoding in the main process would leave the GPU idle while the
+      CPU decodes; the cores of the node are shared by the torchrun ranks on it
+      (``LOCAL_WORLD_SIZE``), one kept for each rank's main process.  Reasoned,
+      not measured here (no GPU): ``evalbench bench workers --device cuda``
+      measures it.
+    """
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    per_rank = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(4, per_rank - 1))
+
+
 def clip_batches(
-    dataset: ClipDataset, batch_size: int, workers: int, timings: dict[str, float] | None = None
+    dataset: ClipDataset,
+    batch_size: int,
+    workers: int,
+    timings: dict[str, float] | None = None,
+    pin_memory: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(waveforms (B, N), valid lengths (B,))`` batches in row order; ``workers`` > 0 decodes in subprocesses.
 
     Each worker runs torch on one thread, so that decoding workers and the encoder do not oversubscribe the cores.
+    ``pin_memory`` (for a CUDA encoder) returns batches in page-locked memory, so that ``.to(device,
+    non_blocking=True)`` copies overlap the GPU's work.
     ``timings``, when given, accumulates ``decode`` and ``resample`` (seconds summed over clips, in whichever
     process decoded them) and ``load_wait`` (seconds this process waited for batches: with workers, the part of
     decoding that did not overlap the encoder).
@@ -124,6 +153,7 @@ def clip_batches(
         collate_fn=_collate,
         worker_init_fn=_single_thread,
         persistent_workers=False,
+        pin_memory=pin_memory,
     )
     return _clean(loader, dataset.data.task.name, timings)
 
@@ -132,4 +162,4 @@ def _single_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-__all__ = ["ClipDataset", "clip_batches"]
+__all__ = ["ClipDataset", "auto_workers", "clip_batches"]

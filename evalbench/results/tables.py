@@ -60,6 +60,7 @@ from evalbench.results.plots import render_plot, render_suite_plot
 from evalbench.results.published import default_path, leaderboard_rows, load_published, render_published
 from evalbench.results.significance import BEST, DIFFERENT, LEVEL, N_BOOT, TIED, UNTESTED, vs_best
 from evalbench.results.store import iter_records
+from evalbench.specs.catalog import Dirs
 from evalbench.specs.task import SuiteSpec, parse_suite_file, suite_files
 from evalbench.utils.io import atomic_write_bytes, atomic_write_text
 
@@ -108,11 +109,11 @@ def collect(results_dir: Path) -> pd.DataFrame:
     return df
 
 
-def load_suites(tasks_dir: Path | None = None) -> list[SuiteSpec]:
-    """The declared suites (``<tasks_dir>/suites/*.yaml``, by file name); none if the folder is missing."""
+def load_suites(tasks_dir: Dirs | None = None) -> list[SuiteSpec]:
+    """The declared suites (``suites/*.yaml`` of a tasks folder or overlay, by name; default: the user's overlay)."""
     from evalbench import paths
 
-    return [parse_suite_file(p) for p in suite_files(paths.tasks_dir(tasks_dir))]
+    return [parse_suite_file(p) for p in suite_files(paths.task_dirs(None) if tasks_dir is None else tasks_dir)]
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def code_digest(package: str | os.PathLike | None = None) -> str:
     return h.hexdigest()
 
 
-def request_key(options: dict[str, Any], folders: dict[str, str]) -> str:
+def request_key(options: dict[str, Any], folders: dict[str, Any]) -> str:
     """Key of one request: options, resolved folders, working folder and ``EVALBENCH_*`` variables."""
     env = {k: v for k, v in os.environ.items() if k.startswith("EVALBENCH_")}
     text = json.dumps(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evalbench import paths
 from evalbench.adapters.options.hear import (
     hear_encoder_name,
     is_hear_name,
@@ -32,8 +33,9 @@ from evalbench.adapters.options.hear import (
 )
 from evalbench.errors import EvalbenchError, SpecError, UnknownNameError
 from evalbench.registry import ADAPTER_OPTIONS, ADAPTERS, POOLINGS
+from evalbench.specs.catalog import Dirs, as_dirs, find_spec, spec_map
 from evalbench.specs.fields import parse, to_dict
-from evalbench.specs.yaml_io import load_yaml, spec_file, spec_hash
+from evalbench.specs.yaml_io import load_yaml, spec_hash
 from evalbench.utils.hashing import sha256_file
 
 _INTERNAL = {"internal": True}
@@ -111,13 +113,27 @@ class EncoderSpec:
         return parse(ADAPTER_OPTIONS.get(self.adapter), self.options, self.source_path or self.name, "options")
 
     def checkpoint_path(self) -> Path | None:
-        """Absolute checkpoint path, resolved against the YAML's folder."""
+        """Absolute checkpoint path; a relative one is resolved against the YAML's folder.
+
+        A built-in spec (shipped inside the package) names weights the user
+        downloads: its relative path is looked up first in the user's encoders
+        folders (``$EVALBENCH_ENCODERS_DIR``, then ``./encoders``), never
+        inside the installed package unless the file is there.
+        """
         if self.checkpoint is None:
             return None
         path = Path(self.checkpoint.path).expanduser()
-        if not path.is_absolute() and self.source_path:
-            path = Path(self.source_path).parent / path
-        return path
+        if path.is_absolute() or not self.source_path:
+            return path
+        own = Path(self.source_path).parent / path
+        if own.is_file():
+            return own
+        if paths.is_builtin(self.source_path):
+            for folder in reversed(paths.encoder_dirs(None)):
+                if (folder / path).is_file():
+                    return folder / path
+            return paths.user_encoders_dir(None) / path
+        return own
 
     def trained_on_path(self) -> Path | None:
         """The file of training-clip content hashes recorded by ``evalbench pretrain`` (absolute), if any."""
@@ -142,9 +158,9 @@ class EncoderSpec:
         }
 
 
-def encoder_files(encoders_dir: Path) -> list[Path]:
-    """Encoder YAML files at the top level of ``encoders_dir``."""
-    return sorted(p for p in Path(encoders_dir).glob("*.yaml") if not p.name.startswith("_"))
+def encoder_files(encoders_dir: Dirs) -> list[Path]:
+    """Encoder YAML files at the top level of a spec folder or overlay (:mod:`evalbench.specs.catalog`), by name."""
+    return list(spec_map(encoders_dir).values())
 
 
 def parse_encoder_file(path: Path) -> EncoderSpec:
@@ -202,7 +218,7 @@ def hear_spec(selector: str) -> EncoderSpec:
     return spec
 
 
-def with_checkpoint(spec: EncoderSpec, checkpoint: str) -> EncoderSpec:
+def with_checkpoint(spec: EncoderSpec, checkpoint: str, given: str | None = None) -> EncoderSpec:
     """``spec`` scoring another weights file: absolute path, no expected hash, derived name.
 
     The name becomes ``<name>@<file stem>-<first 8 hex digits of its SHA-256>``
@@ -210,10 +226,17 @@ def with_checkpoint(spec: EncoderSpec, checkpoint: str) -> EncoderSpec:
     never share a results folder; the full content hash enters the cache key
     and the run record as for any checkpoint.
 
+    Args:
+        spec: The encoder.
+        checkpoint: The weights file's path.
+        given: How ``--checkpoint`` named it (``NAME=PATH``), for messages and
+            the checkpoint's ``source``; default: the plain path.
+
     Raises:
         EvalbenchError: The file does not exist.
     """
-    path = _existing_file(checkpoint, "--checkpoint")
+    flag = "--checkpoint" if given is None else f"--checkpoint {given}"
+    path = _existing_file(checkpoint, flag)
     options = spec.options
     if spec.adapter == "hear":
         options = {**spec.options, "weights": str(path)}
@@ -226,28 +249,70 @@ def with_checkpoint(spec: EncoderSpec, checkpoint: str) -> EncoderSpec:
         name=name,
         description=f"{spec.description} [checkpoint {path.name}]",
         options=options,
-        checkpoint=CheckpointSpec(path=str(path), source=f"--checkpoint {checkpoint}"),
+        checkpoint=CheckpointSpec(path=str(path), source=f"--checkpoint {given if given is not None else checkpoint}"),
     )
 
 
-def pretrained_alternatives(spec: EncoderSpec) -> list[EncoderSpec]:
-    """Encoders registered by ``evalbench pretrain`` beside ``spec`` with the same adapter, newest first."""
+def same_adapter_specs(spec: EncoderSpec, encoders_dir: Dirs | None = None) -> list[EncoderSpec]:
+    """The other encoder specs with ``spec``'s adapter, by name, across the spec folders.
+
+    Folders: ``encoders_dir`` (default: :func:`evalbench.paths.encoder_dirs`),
+    lowest priority first, a later folder's spec overriding an earlier one of
+    the same name, then ``spec``'s own folder if it is not among them (the
+    ``--encoders-dir`` it came from).  ``spec``'s own file is left out;
+    malformed specs are skipped.
+    """
+    folders = as_dirs(paths.encoder_dirs(None) if encoders_dir is None else encoders_dir)
+    own = Path(spec.source_path).parent if spec.source_path and Path(spec.source_path).is_file() else None
+    if own is not None and not any(f.is_dir() and f.samefile(own) for f in folders):
+        folders = [*folders, own]
+    files: dict[str, Path] = {}
+    for folder in folders:
+        if folder.is_dir():
+            files.update({p.stem: p for p in encoder_files(folder)})
+    out = []
+    own_file = Path(spec.source_path).resolve() if spec.source_path and Path(spec.source_path).is_file() else None
+    for _, path in sorted(files.items()):
+        if own_file is not None and path.resolve() == own_file:
+            continue
+        try:
+            other = parse_encoder_file(path)
+        except EvalbenchError:
+            continue
+        if other.adapter == spec.adapter:
+            out.append(other)
+    return out
+
+
+def pretrained_alternatives(spec: EncoderSpec, encoders_dir: Dirs | None = None) -> list[EncoderSpec]:
+    """Encoders registered by ``evalbench pretrain`` with the same adapter as ``spec``, newest first.
+
+    Searched in ``encoders_dir`` (a folder or overlay) and the spec's own folder;
+    without ``encoders_dir``, in the default overlay (:func:`evalbench.paths.encoder_dirs`).
+    Only specs whose weights file exists count: a registered spec shipped without
+    its weights (e.g. a built-in ``*-smoke`` spec in an installed package) is not a
+    checkpoint anyone can score.
+    """
     if not spec.source_path or not Path(spec.source_path).is_file():
         return []
+    if encoders_dir is None:
+        encoders_dir = paths.encoder_dirs(None)
     found = []
-    for path in encoder_files(Path(spec.source_path).parent):
+    for path in encoder_files([Path(spec.source_path).parent, *as_dirs(encoders_dir)]):
         try:
             other = parse_encoder_file(path)
         except SpecError:
             continue
         trained = other.pretrain and not other.pretrain.get("twin_of")  # a step-0 twin is not a trained checkpoint
-        if other.adapter == spec.adapter and trained and other.name != spec.name:
+        weights = other.checkpoint_path()
+        exists = weights is not None and weights.is_file()
+        if other.adapter == spec.adapter and trained and other.name != spec.name and exists:
             found.append((str(other.pretrain.get("created", "")), other.name, other))
     return [other for _, _, other in sorted(found, key=lambda t: (t[0], t[1]), reverse=True)]
 
 
-def load_encoder(name: str, encoders_dir: Path) -> EncoderSpec:
-    """Load the encoder called ``name`` from ``encoders_dir``, or build a ``hear:<module>[:<weights>]`` spec.
+def load_encoder(name: str, encoders_dir: Dirs) -> EncoderSpec:
+    """Load the encoder called ``name`` from a spec folder or overlay, or build a ``hear:<module>[:<weights>]`` spec.
 
     A spec whose checkpoint is marked ``pretrained`` (a family with no official
     weights) and whose file is missing resolves to the newest encoder that
@@ -260,16 +325,28 @@ def load_encoder(name: str, encoders_dir: Path) -> EncoderSpec:
     if is_hear_name(name):
         return hear_spec(name)
     known = [p.stem for p in encoder_files(encoders_dir)]
-    spec = parse_encoder_file(spec_file(encoders_dir, name, "encoder", known, "evalbench encoders list"))
+    return newest_if_missing(
+        parse_encoder_file(find_spec(encoders_dir, name, "encoder", known, "evalbench encoders list")), encoders_dir
+    )
+
+
+def newest_if_missing(spec: EncoderSpec, encoders_dir: Dirs | None = None) -> EncoderSpec:
+    """``spec``, or, if its checkpoint is marked ``pretrained`` and missing, the newest one ``pretrain`` registered.
+
+    A family with no official weights (``msn``, ``clmr``, ...) names a
+    checkpoint it expects ``evalbench pretrain`` to have made; its plain name
+    then scores the newest trained encoder of its adapter
+    (:func:`pretrained_alternatives`), with a notice naming it.
+    """
     path = spec.checkpoint_path()
     if spec.checkpoint is not None and spec.checkpoint.pretrained and path is not None and not path.is_file():
-        newest = pretrained_alternatives(spec)
+        newest = pretrained_alternatives(spec, encoders_dir)
         if newest:
             chosen = newest[0]
             log.warning(
                 "encoder '%s': no weights at %s; scoring '%s', the newest checkpoint `evalbench pretrain` registered "
                 "for this family (%s)",
-                name,
+                spec.name,
                 path,
                 chosen.name,
                 chosen.source_path,
@@ -278,7 +355,7 @@ def load_encoder(name: str, encoders_dir: Path) -> EncoderSpec:
     return spec
 
 
-def resolve_encoders(selector: str, encoders_dir: Path) -> list[EncoderSpec]:
+def resolve_encoders(selector: str, encoders_dir: Dirs) -> list[EncoderSpec]:
     """Expand a comma-separated list of encoder names into specs (order kept, duplicates dropped).
 
     Each name is an ``encoders/<name>.yaml`` or ``hear:<module>[:<weights path>]``.

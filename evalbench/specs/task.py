@@ -20,8 +20,9 @@ from typing import Any, Literal
 from evalbench.errors import SpecError, UnknownNameError
 from evalbench.metric_info import LABEL_TYPES
 from evalbench.registry import BUILDERS, METRICS
+from evalbench.specs.catalog import Dirs, find_spec, spec_map
 from evalbench.specs.fields import parse
-from evalbench.specs.yaml_io import load_yaml, spec_file, spec_hash
+from evalbench.specs.yaml_io import load_yaml, spec_hash
 
 LabelType = Literal["single", "binary", "multilabel", "regression"]
 CropPolicy = Literal["start", "center", "random"]
@@ -224,14 +225,20 @@ class ValidationSpec:
     (evalbench's fix of the reference harness, PROTOCOL.md §2.3).
     ``next_fold``: HEAR's rule, validation = fold i+1 (mod k).
 
+    An unstated rule is the split type's default (:data:`DEFAULT_RULES`),
+    filled in by :class:`SplitSpec`: ``official`` for a fixed split, and for
+    k folds ``holdout`` with the defaults below, i.e. a grouped, class-stratified
+    10 % of the training folds.
+
     Attributes:
-        rule: One of ``official``, ``holdout``, ``next_fold``.
+        rule: One of ``official``, ``holdout``, ``next_fold``; None (unstated):
+            the split type's default.
         fraction: Holdout fraction of the training folds.
         grouped: Keep groups (metadata ``group`` column) on one side.
         stratified: Draw the holdout per class.
     """
 
-    rule: Literal["official", "holdout", "next_fold"] = "official"
+    rule: Literal["official", "holdout", "next_fold"] | None = None
     fraction: float = 0.1
     grouped: bool = True
     stratified: bool = True
@@ -249,7 +256,8 @@ class SplitSpec:
         type: ``fixed`` (metadata column ``split`` in train/valid/test) or
             ``folds`` (metadata column ``fold`` in 1..k; test fold i in turn).
         folds: Number of folds k for ``folds``.
-        validation: Validation rule.
+        validation: Validation rule; an unstated ``rule`` becomes the type's
+            default (:data:`DEFAULT_RULES`).
     """
 
     type: Literal["fixed", "folds"]
@@ -258,16 +266,38 @@ class SplitSpec:
 
     def __post_init__(self) -> None:
         rule = self.validation.rule
+        if rule is None:
+            rule = DEFAULT_RULES[self.type]
+            object.__setattr__(self, "validation", dataclasses.replace(self.validation, rule=rule))
         if self.type == "fixed":
             if self.folds:
-                raise ValueError("folds: only valid with type 'folds'")
+                raise ValueError(
+                    f"folds: only valid with type 'folds' (got {self.folds}); remove it, or write 'type: folds' "
+                    "with a fold column 1..k in the metadata"
+                )
             if rule != "official":
-                raise ValueError(f"validation.rule: a fixed split uses its 'official' valid split, got '{rule}'")
-        else:
-            if self.folds < (3 if rule == "next_fold" else 2):
-                raise ValueError(f"folds: need at least {3 if rule == 'next_fold' else 2} folds, got {self.folds}")
-            if rule == "official":
-                raise ValueError("validation.rule: a k-fold task needs 'holdout' or 'next_fold'")
+                raise ValueError(
+                    f"validation.rule: a fixed split uses its 'official' valid split, got '{rule}'; remove the rule "
+                    "(a fixed split validates on the metadata's 'valid' rows)"
+                )
+            return
+        least = 3 if rule == "next_fold" else 2
+        if self.folds < least:
+            got = "none" if not self.folds else str(self.folds)
+            raise ValueError(
+                f"folds: need at least {least} folds, got {got}; a k-fold task states k, e.g. "
+                f"'splits: {{type: folds, folds: 5}}' for a metadata column 'fold' holding 1..5"
+            )
+        if rule == "official":
+            raise ValueError(
+                "validation.rule: 'official' is the valid split of a fixed split; a k-fold task validates on "
+                "'holdout' (a grouped, class-stratified 10 % of the training folds: write "
+                "'validation: {rule: holdout}', or leave the rule out, it is the default) or 'next_fold'"
+            )
+
+
+DEFAULT_RULES = {"fixed": "official", "folds": "holdout"}
+"""The validation rule of a split type when its spec leaves ``splits.validation.rule`` out."""
 
 
 @dataclass(frozen=True)
@@ -345,40 +375,40 @@ def parse_suite_file(path: Path) -> SuiteSpec:
     return spec
 
 
-def task_files(tasks_dir: Path) -> list[Path]:
-    """Task YAML files (top level of ``tasks_dir``; ``_``-prefixed files are includes)."""
-    return sorted(p for p in Path(tasks_dir).glob("*.yaml") if not p.name.startswith("_"))
+def task_files(tasks_dir: Dirs) -> list[Path]:
+    """Task YAML files of a spec folder or overlay (top level; ``_``-prefixed files are includes), by name."""
+    return list(spec_map(tasks_dir).values())
 
 
-def suite_files(tasks_dir: Path) -> list[Path]:
-    """Suite YAML files in ``tasks_dir/suites``."""
-    return sorted(Path(tasks_dir, "suites").glob("*.yaml"))
+def suite_files(tasks_dir: Dirs) -> list[Path]:
+    """Suite YAML files in ``<folder>/suites`` of a spec folder or overlay, by name."""
+    return list(spec_map(tasks_dir, "suites").values())
 
 
-def load_task(name: str, tasks_dir: Path) -> TaskSpec:
-    """Load the task called ``name`` from ``tasks_dir``.
+def load_task(name: str, tasks_dir: Dirs) -> TaskSpec:
+    """Load the task called ``name`` from a spec folder or overlay (:mod:`evalbench.specs.catalog`).
 
     Raises:
         UnknownNameError: No such task (with a close-match suggestion).
         SpecError: The file is malformed.
     """
     known = [p.stem for p in task_files(tasks_dir)] + [p.stem for p in suite_files(tasks_dir)]
-    return parse_task_file(spec_file(tasks_dir, name, "task or suite", known, "evalbench tasks list"))
+    return parse_task_file(find_spec(tasks_dir, name, "task or suite", known, "evalbench tasks list"))
 
 
-def resolve_tasks(selector: str, tasks_dir: Path) -> list[TaskSpec]:
+def resolve_tasks(selector: str, tasks_dir: Dirs) -> list[TaskSpec]:
     """Expand a comma-separated list of task and suite names into task specs.
 
-    Suite names expand to their tasks; duplicates are dropped, order is kept.
+    Suite names expand to their tasks (a task of the same name wins); duplicates are dropped, order is kept.
     """
+    tasks, suites = spec_map(tasks_dir), spec_map(tasks_dir, "suites")
     names: list[str] = []
     for raw in selector.split(","):
         item = raw.strip()
         if not item:
             continue
-        suite_path = Path(tasks_dir) / "suites" / f"{item}.yaml"
-        if suite_path.is_file() and not (Path(tasks_dir) / f"{item}.yaml").is_file():
-            names.extend(parse_suite_file(suite_path).tasks)
+        if item in suites and item not in tasks:
+            names.extend(parse_suite_file(suites[item]).tasks)
         else:
             names.append(item)
     if not names:

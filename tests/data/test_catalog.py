@@ -10,6 +10,7 @@ import pytest
 from evalbench.cli import main
 from evalbench.data.catalog import GENERATED_NOTE, render, write
 from evalbench.errors import SpecError
+from evalbench.paths import task_dirs
 from tests.data.helpers import TASKS
 from tests.data.test_download import write_task
 
@@ -79,12 +80,15 @@ def test_catalog_rows_and_sources(tasks_dir: Path) -> None:
 
 
 def test_catalog_cli_prints_or_writes(tasks_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    overlay = task_dirs(tasks_dir)  # the built-in tasks and these: what `run` can resolve
+    assert overlay[-1] == tasks_dir
     assert main(["tasks", "catalog", "--tasks-dir", str(tasks_dir)]) == 0
-    assert capsys.readouterr().out == render(tasks_dir)
+    printed = capsys.readouterr().out
+    assert printed == render(overlay) and "| alpha " in printed and "| esc50 " in printed
     assert not (tasks_dir / "README.md").exists()
     assert main(["tasks", "catalog", "--write", "--tasks-dir", str(tasks_dir)]) == 0
-    assert capsys.readouterr().out.strip() == f"wrote {tasks_dir / 'README.md'}"
-    assert (tasks_dir / "README.md").read_text() == render(tasks_dir) and write(tasks_dir).is_file()
+    assert capsys.readouterr().out.strip() == f"wrote {tasks_dir / 'README.md'}"  # the highest-priority folder
+    assert (tasks_dir / "README.md").read_text() == render(overlay) and write(overlay).is_file()
 
 
 def test_invalid_spec_fails_the_catalog(tasks_dir: Path, capsys: pytest.CaptureFixture) -> None:

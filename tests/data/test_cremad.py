@@ -1,4 +1,4 @@
-"""CREMA-D builder: seeded speaker-disjoint actor split on a miniature replica of ``AudioWAV``."""
+"""CREMA-D builder: seeded or published speaker-disjoint actor split on replicas of ``AudioWAV``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from evalbench.data.datasets.cremad import EMOTIONS
+from evalbench.cli import main
+from evalbench.data.datasets._common import with_split_file
+from evalbench.data.datasets.cremad import (
+    EMOTIONS,
+    REFERENCE_COUNTS,
+    REFERENCE_GROUP_COUNTS,
+    REFERENCE_LEFT_OUT,
+)
 from evalbench.data.prepare import prepare
 from evalbench.data.verify import verify_task
-from evalbench.errors import DataError
+from evalbench.errors import DataError, SpecError
 from evalbench.specs.task import load_task
 from tests.data.helpers import TASKS, run_logmel, with_options
-from tests.data.replicas.cremad import clip_name, write_cremad
+from tests.data.replicas.cremad import FULL_SIDES, clip_name, write_cremad, write_cremad_full, write_split_file
 
 ACTORS, SENTENCES = 12, 2  # 12 actors -> floor(8.4) = 8 / floor(1.2) = 1 / 3; 12 clips per actor
 
@@ -113,3 +120,121 @@ def test_end_to_end_logmel_run(cremad: tuple[Path, Path], tmp_path: Path) -> Non
     record = run_logmel("cremad", data, tmp_path)
     assert 0.0 <= record["scores"]["test"]["accuracy"]["mean"] <= 1.0
     assert record["task"]["classes"] == EMOTIONS
+
+
+# ---- split: reference (the published split, read from a file the user supplies) ----
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """7,442 tiny clips named as the full release, with a synthetic actor table shaped like the published split."""
+    return write_cremad_full(tmp_path_factory.mktemp("cremad_full") / "source")
+
+
+@pytest.mark.parametrize("per_actor", [False, True], ids=["per-clip", "per-actor"])
+def test_reference_split_reproduces_the_published_counts(full: Path, tmp_path: Path, per_actor: bool) -> None:
+    split_file = write_split_file(tmp_path / "cremad.csv", full, FULL_SIDES, per_actor=per_actor)
+    task = with_split_file(load_task("cremad", TASKS), split_file)
+    dataset, built = prepare(task, tmp_path / "data", full)
+    meta, info = dataset.metadata, dataset.info
+    assert built and len(meta) == 7438 and dataset.info["n_clips"] == 7438
+    assert info["counts"] == REFERENCE_COUNTS and info["group_counts"] == REFERENCE_GROUP_COUNTS
+    assert info["split_rule"].startswith("reference") and info["split_file"] == str(split_file)
+    assert info["options"]["split"] == "reference" and "split_seed" not in info
+    left_out = [f"AudioWAV/{stem}.wav" for stem in REFERENCE_LEFT_OUT]
+    assert [(e["file"], e["rows_removed"]) for e in info["excluded"]] == [(f, 1) for f in left_out]
+    assert not meta["file_name"].isin(left_out).any()
+    assert (meta["group"].map(FULL_SIDES) == meta["split"]).all()
+    for split in ("train", "valid", "test"):
+        listed = (tmp_path / "data" / "cremad" / f"actors_{split}.txt").read_text().split()
+        assert listed == sorted(a for a, s in FULL_SIDES.items() if s == split)
+    assert prepare(task, tmp_path / "data", full)[1] is False  # idempotent
+    seeded, built = prepare(load_task("cremad", TASKS), tmp_path / "data", full)  # the default rule: rebuilt
+    assert built and len(seeded.metadata) == 7442 and seeded.info["excluded"] == []
+    assert seeded.fingerprint != dataset.fingerprint  # another split is another dataset identity
+
+
+def test_reference_split_mismatch_names_the_counts(full: Path, tmp_path: Path) -> None:
+    sides = {**FULL_SIDES, "1064": "test"}  # one valid actor moved to test
+    split_file = write_split_file(tmp_path / "actors.csv", full, sides, per_actor=True)
+    with pytest.raises(DataError) as exc:
+        prepare(with_split_file(load_task("cremad", TASKS), split_file), tmp_path / "data", full)
+    message = str(exc.value)
+    assert message.startswith(f"{split_file}: not the published reference split: ") and "\n" not in message
+    assert "valid clips 650 (published 732); valid actors 8 (published 9)" in message
+    assert "test clips 1,633 (published 1,551); test actors 20 (published 19)" in message
+    assert "train" not in message.split("published reference split:")[1].split("; the reference")[0]
+
+
+def test_reference_split_lists_a_left_out_clip(full: Path, tmp_path: Path) -> None:
+    split_file = write_split_file(tmp_path / "cremad.csv", full, FULL_SIDES)
+    text = split_file.read_text()
+    split_file.write_text(text + "1013_WSI_DIS_XX.wav,DIS,1013,train\n")
+    with pytest.raises(DataError) as exc:
+        prepare(with_split_file(load_task("cremad", TASKS), split_file), tmp_path / "data", full)
+    assert f"row {text.count(chr(10)) + 1}: '1013_WSI_DIS_XX.wav' is one of the four clips" in str(exc.value)
+
+
+def _fails(task, data: Path, source: Path) -> str:
+    with pytest.raises(DataError) as exc:
+        prepare(task, data, source)
+    assert "\n" not in str(exc.value)
+    return str(exc.value)
+
+
+def test_reference_split_file_errors_on_a_miniature(cremad: tuple[Path, Path], tmp_path: Path) -> None:
+    source, _ = cremad
+    task = load_task("cremad", TASKS)
+    sides = {str(a): "train" if a < 1009 else "valid" if a < 1010 else "test" for a in range(1001, 1001 + ACTORS)}
+    path = write_split_file(tmp_path / "cremad.csv", source, sides)
+    ref = with_split_file(task, path)
+    lines = path.read_text().splitlines()
+    # The file matches the copy but the miniature is not the published split: every count is named.
+    message = _fails(ref, tmp_path / "data", source)
+    assert "clips 144 (published 7,438); train clips 96 (published 5,155); train actors 8 (published 63)" in message
+
+    def edited(row: int, line: str | None) -> str:
+        out = list(lines)
+        if line is None:
+            del out[row - 1]
+        else:
+            out[row - 1] = line
+        path.write_text("\n".join(out) + "\n")
+        return _fails(ref, tmp_path / "data", source)
+
+    first = lines[1].split(",")
+    assert f"{path}: row 2: split 'training' for file_name '{first[0]}' is not one of train, valid, test" in edited(
+        2, ",".join([*first[:3], "training"])
+    )
+    assert f"row 3: actor {first[2]} is in 'train' here but in 'test' on row 2" in edited(
+        2, ",".join([*first[:3], "test"])
+    )
+    assert f"row 2: clip '1001_XYZ_ANG_XX.wav' is not in {source / 'AudioWAV'}" in edited(
+        2, "1001_XYZ_ANG_XX.wav,ANG,1001,train"
+    )
+    assert f"AudioWAV/{first[0]}: not in the split file {path} (1 such clip(s))" in edited(2, None)
+
+    actors = write_split_file(tmp_path / "actors.csv", source, sides, per_actor=True)
+    ref = with_split_file(task, actors)
+    actor_lines = actors.read_text().splitlines()
+    actors.write_text("\n".join(actor_lines[:-1]) + "\n")
+    assert f"{source / 'AudioWAV'}: actor 1012 is not in the split file {actors}" in _fails(ref, tmp_path / "d", source)
+    actors.write_text("\n".join([*actor_lines, "1090,test"]) + "\n")
+    assert f"{actors}: row 14: actor 1090 has no clip in" in _fails(ref, tmp_path / "d", source)
+    actors.write_text("\n".join([*actor_lines, "A1090,test"]) + "\n")
+    assert "row 14: actor 'A1090' is not a CREMA-D actor (1001-1091)" in _fails(ref, tmp_path / "d", source)
+    actors.write_text("speaker,fold\n1001,1\n")
+    assert "lacks a 'file_name or actor or speaker_id' column and a 'split' column" in _fails(
+        ref, tmp_path / "d", source
+    )
+    with pytest.raises(SpecError, match="split_file: split 'reference' reads the published split"):
+        prepare(with_options(task, split="reference"), tmp_path / "d", source)
+
+
+def test_cli_prepare_cremad_with_split_file(full: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    split_file = write_split_file(tmp_path / "cremad.csv", full, FULL_SIDES)
+    args = ["data", "prepare", "cremad", "--source", str(full), "--data-root", str(tmp_path / "data")]
+    assert main([*args, "--split-file", str(split_file)]) == 0
+    out = capsys.readouterr().out
+    assert "cremad: dataset 'cremad' prepared: 7438 clips" in out
+    assert "  AudioWAV/1006_TIE_NEU_XX.wav: left out of the reference split" in out

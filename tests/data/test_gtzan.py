@@ -83,6 +83,41 @@ def _drop_rule(task: TaskSpec) -> TaskSpec:
     return dataclasses.replace(task, dataset=dataclasses.replace(task.dataset, exclude=[]))
 
 
+def _rule(task: TaskSpec, file: str) -> TaskSpec:
+    rules = [dataclasses.replace(task.dataset.exclude[0], file=file)]
+    return dataclasses.replace(task, dataset=dataclasses.replace(task.dataset, exclude=rules))
+
+
+@pytest.mark.parametrize(
+    ("au_genres", "rule", "formats"),
+    [
+        ((AU_GENRE,), "jazz/jazz.00054.wav", {".au": 3, ".wav": 27}),  # the spec's rule, the .wav copy
+        (tuple(GENRES), "jazz/jazz.00054.wav", {".au": 30}),  # the spec's rule, the original .au archive
+        (("jazz",), "jazz/jazz.00054.wav", {".au": 3, ".wav": 27}),  # only jazz in .au
+        ((AU_GENRE,), "jazz/jazz.00054.au", {".au": 3, ".wav": 27}),  # a rule written .au, a .wav copy
+        ((AU_GENRE,), "jazz.00054", {".au": 3, ".wav": 27}),  # a rule with no suffix at all
+    ],
+    ids=["wav-copy", "au-archive", "jazz-au", "au-rule-wav-copy", "suffixless-rule"],
+)
+def test_known_bad_rule_drops_jazz_00054_in_either_form(
+    tmp_path: Path, au_genres: tuple[str, ...], rule: str, formats: dict[str, int]
+) -> None:
+    src = write_gtzan(tmp_path / "src", sizes=(1, 1, 1), unused=1, seconds=0.05, au_genres=au_genres)
+    bad = src / "genres" / BROKEN
+    form = ".au" if "jazz" in au_genres else ".wav"
+    assert bad.with_suffix(form).is_file() and not bad.with_suffix({".au": ".wav", ".wav": ".au"}[form]).exists()
+    task = _rule(load_task("gtzan", TASKS), rule)
+    dataset, _ = prepare(task, tmp_path / "data", src)  # the broken header is never opened
+    info = dataset.info
+    assert info["excluded"] == [{"file": rule, "reason": task.dataset.exclude[0].reason, "rows_removed": 1}]
+    assert not dataset.metadata["file_name"].str.contains("jazz.00054").any()
+    assert info["counts"] == {"train": 10, "valid": 10, "test": 10} and info["formats"] == formats
+    assert info["unused_clips"] == 10  # the excluded clip is on a list, so not "unused"
+    # Without the rule the .au copy of jazz.00054 fails like the .wav one.
+    with pytest.raises(DataError, match=rf"jazz\.00054\{form}: unreadable audio"):
+        prepare(_drop_rule(task), tmp_path / "data2", src)
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

@@ -1,4 +1,4 @@
-"""Surge builder on a miniature replica: stem labels in pitch order, seeded tone-disjoint split, errors, end to end."""
+"""Surge builder on a miniature replica: stem labels in pitch order, seeded or published tone split, errors, e2e."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evalbench.cli import main
+from evalbench.data.datasets._common import with_split_file
 from evalbench.data.prepare import open_task_data, prepare
 from evalbench.data.verify import verify_task
-from evalbench.errors import DataError
+from evalbench.errors import DataError, SpecError
 from evalbench.specs.task import load_task
-from tests.data.helpers import TASKS, allow_absent_classes, run_logmel
+from tests.data.helpers import TASKS, allow_absent_classes, run_logmel, with_options
 from tests.data.replicas.surge import tone_name, write_surge
 
 
@@ -116,3 +118,105 @@ def test_end_to_end_logmel(setup: tuple, tmp_path: Path) -> None:
     score = record["scores"]["test"]["accuracy"]["mean"]
     assert np.isfinite(score) and 0.0 <= score <= 1.0
     assert record["runs"][0]["n"] == {"train": 80, "valid": 10, "test": 10}
+
+
+def write_tone_split(path: Path, rows: list[tuple[str, str]], header: str = "tone,split") -> Path:
+    """A published tone split as the reference ships it: CSV ``tone,split``, one row per tone."""
+    path.write_text(header + "\n" + "".join(f"{tone},{split}\n" for tone, split in rows))
+    return path
+
+
+def reference_rows(tones: int = 20) -> list[tuple[str, str]]:
+    """Tones 0-13 train, 14-16 valid, 17-19 test: unlike any seeded draw of the replica."""
+    return [(tone_name(i), "train" if i < 14 else "valid" if i < 17 else "test") for i in range(tones)]
+
+
+def test_reference_split_file_gives_the_published_tones(setup: tuple, tmp_path: Path) -> None:
+    task, source, data = setup
+    seeded = prepare(task, data, source)[0]
+    split_file = write_tone_split(tmp_path / "dataset_surge_tone_splits.csv", reference_rows())
+    ref_task = with_split_file(task, split_file)
+    assert ref_task.dataset.options == {**task.dataset.options, "split": "reference", "split_file": str(split_file)}
+    dataset, built = prepare(ref_task, data, source)
+    assert built  # the split is part of the source fingerprint: the seeded preparation is not reused
+    meta, info = dataset.metadata, dataset.info
+    tones = _tone_splits(meta)
+    assert tones == {s: {t for t, v in reference_rows() if v == s} for s in ("train", "valid", "test")}
+    assert info["tones"] == {"train": 14, "valid": 3, "test": 3}
+    assert info["published_tones"] == {"train": 1692, "valid": 195, "test": 197}
+    assert meta["split"].value_counts().to_dict() == {"train": 70, "valid": 15, "test": 15}
+    rule = info["split_rule"]
+    assert rule["split"] == "reference" and rule["split_file"] == str(split_file)
+    assert len(rule["split_file_sha256"]) == 64
+    for split, names in tones.items():
+        assert set((dataset.root / f"tones_{split}.txt").read_text().split()) == names
+    # Another split is another dataset: its fingerprint (in every cache key and run record) differs.
+    assert dataset.fingerprint != seeded.fingerprint
+    assert prepare(ref_task, data, source)[1] is False  # same file, same copy: idempotent
+    split_file.write_text(split_file.read_text().replace(f"{tone_name(0)},train", f"{tone_name(0)},test"))
+    changed, built = prepare(ref_task, data, source)  # the file's content is in the fingerprint too
+    assert built and tone_name(0) in _tone_splits(changed.metadata)["test"]
+    back, built = prepare(task, data, source)  # without --split-file: the seeded rule again
+    assert built and back.metadata.equals(seeded.metadata) and back.info["split_rule"]["split"] == "seeded"
+
+
+def test_split_file_relative_to_the_task_file(setup: tuple) -> None:
+    task, source, data = setup
+    write_tone_split(Path(task.source_path).parent / "tones.csv", reference_rows())
+    dataset, _ = prepare(with_options(task, split="reference", split_file="tones.csv"), data, source)
+    assert dataset.info["tones"] == {"train": 14, "valid": 3, "test": 3}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda rows: [*rows, ("surge-patches-factory-Leads-Nope-velocity64", "train")],
+         "row 22: tone 'surge-patches-factory-Leads-Nope-velocity64' is not a tone folder under"),
+        (lambda rows: rows[:-1], f"{tone_name(19)}: tone folder not in the split file"),
+        (lambda rows: [(t, "validation" if i == 3 else s) for i, (t, s) in enumerate(rows)],
+         f"row 5: split 'validation' for tone '{tone_name(3)}' is not one of train, valid, test"),
+        (lambda rows: [*rows, rows[4]], f"row 22: tone '{tone_name(4)}' is listed again (first on row 6)"),
+        (lambda rows: [(t, "train" if s == "valid" else s) for t, s in rows], "no tone is assigned to 'valid'"),
+    ],
+    ids=["unknown-tone", "missing-tone", "bad-split-name", "repeated-tone", "empty-split"],
+)  # fmt: skip
+def test_bad_split_file_names_file_row_and_value(setup: tuple, tmp_path: Path, edit, message: str) -> None:
+    task, source, data = setup
+    split_file = write_tone_split(tmp_path / "tones.csv", edit(reference_rows()))
+    with pytest.raises(DataError) as exc:
+        prepare(with_split_file(task, split_file), data, source)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+    assert str(split_file) in str(exc.value)
+
+
+def test_split_file_header_and_option_errors(setup: tuple, tmp_path: Path) -> None:
+    task, source, data = setup
+    split_file = write_tone_split(tmp_path / "tones.csv", reference_rows(), header="preset,fold")
+    with pytest.raises(DataError, match=r"header \['preset', 'fold'\] lacks a 'tone' column and a 'split' column"):
+        prepare(with_split_file(task, split_file), data, source)
+    with pytest.raises(DataError, match="--split-file not found"):
+        with_split_file(task, tmp_path / "absent.csv")
+    with pytest.raises(SpecError, match="split_file: split 'reference' reads the published tone split"):
+        prepare(with_options(task, split="reference"), data, source)
+    with pytest.raises(SpecError, match="split_file: only read with split 'reference'"):
+        prepare(with_options(task, split_file=str(split_file)), data, source)
+    with pytest.raises(DataError, match="the builders that take one are cremad, surge"):
+        with_split_file(load_task("gtzan", TASKS), split_file)
+
+
+def test_cli_prepare_with_split_file(setup: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    task, source, data = setup
+    split_file = write_tone_split(tmp_path / "tones.csv", reference_rows())
+    args = ["data", "prepare", "surge", "--source", str(source), "--tasks-dir", str(Path(task.source_path).parent)]
+    args += ["--data-root", str(data)]
+    assert main([*args, "--split-file", str(split_file)]) == 0
+    assert "surge: dataset 'surge' prepared: 100 clips" in capsys.readouterr().out
+    info = open_task_data(task, data).dataset.info
+    assert info["tones"] == {"train": 14, "valid": 3, "test": 3} and info["options"]["split"] == "reference"
+    assert main([*args, "--split-file", str(split_file)]) == 0
+    assert "already prepared" in capsys.readouterr().out
+    assert main(args) == 0  # the seeded rule again: rebuilt
+    assert "surge: dataset 'surge' prepared" in capsys.readouterr().out
+    assert open_task_data(task, data).dataset.info["tones"] == {"train": 16, "valid": 2, "test": 2}
+    assert main([*args, "--split-file", str(tmp_path / "nope.csv")]) == 2
+    assert capsys.readouterr().err.strip() == f"evalbench: error: {tmp_path / 'nope.csv'}: --split-file not found"

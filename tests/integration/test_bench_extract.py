@@ -40,11 +40,12 @@ def one_thread() -> Iterator[None]:
 
 def test_quick_parts_report_every_figure(tmp_path: Path, bench_data: Path, one_thread: None) -> None:
     out = tmp_path / "bench.json"
-    args = ["bench", "extract", "scaling", "long", "--quick", "--json", str(out), "--threads", "1", "--device", "cpu"]
+    parts = ["extract", "scaling", "long", "workers"]
+    args = ["bench", *parts, "--quick", "--json", str(out), "--threads", "1", "--device", "cpu"]
     assert main([*args, "--data-root", str(bench_data), "--cache-dir", str(tmp_path / "cache")]) == 0
 
     record = json.loads(out.read_text())
-    assert record["parts"] == ["extract", "scaling", "long"] and record["quick"] is True
+    assert record["parts"] == ["extract", "scaling", "long", "workers"] and record["quick"] is True
     figures = {f["figure"]: f for f in record["figures"]}
     targets = {f"extract {name}: clips/s, pipeline (cold) vs bare forward": "ratio ≥ 0.9" for name in extract.ENCODERS}
     targets["extract logmel: clips/s, pipeline (cold) vs bare forward"] = ""  # informational
@@ -53,6 +54,8 @@ def test_quick_parts_report_every_figure(tmp_path: Path, bench_data: Path, one_t
     for name in long.ENCODERS:
         targets[f"long {name}: clips/s, batch 32 vs one clip per call"] = "ratio ≥ 0.95"
         targets[f"long {name}: most windows in one forward, batch 32 vs one clip"] = ""
+    targets["workers byola: clips/s, --workers 1 vs 0"] = ""
+    targets["workers byola: clips/s, --workers auto vs fastest count"] = "ratio ≥ 0.95"
     assert {name: f["target"] for name, f in figures.items()} == targets
     for figure in figures.values():
         assert isinstance(figure["value"], float) and figure["value"] > 0, figure
@@ -67,6 +70,7 @@ def test_quick_parts_report_every_figure(tmp_path: Path, bench_data: Path, one_t
     msn = figures["long msn: most windows in one forward, batch 32 vs one clip"]
     assert (msn["value"], msn["baseline"]) == (62.0, 31.0)
     assert "embeddings agree" in figures["long msn: clips/s, batch 32 vs one clip per call"]["note"]
+    assert "auto picks 0 on cpu" in figures["workers byola: clips/s, --workers auto vs fastest count"]["note"]
     cache = tmp_path / "cache"
     leftovers = [*cache.glob("bench-*/bench-*"), *cache.glob("bench-scaling-*")]
     assert not leftovers, "a throwaway cache folder was left behind"

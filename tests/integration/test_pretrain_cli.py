@@ -9,10 +9,11 @@ from pathlib import Path
 import torch
 import yaml
 
+from evalbench import paths
 from evalbench.adapters.checkpoints import load_checkpoint
 from evalbench.cli import main
 from evalbench.specs.encoder import load_encoder, pretrained_alternatives
-from tests.conftest import ENCODERS, Env
+from tests.conftest import ENCODERS, REPO, Env
 from tests.data.helpers import write_audio
 from tests.integration.pretrain_helpers import pretrain
 
@@ -144,7 +145,15 @@ def test_official_name_still_means_the_official_weights_and_names_the_pretrained
     assert "AudioNTT2022-BYOLA-64x96d2048.pth not found" in err and "byola-mine" in err
 
 
-def test_a_family_without_official_weights_scores_the_newest_pretrained(penv: Env, tmp_path, caplog) -> None:
+def test_a_family_without_official_weights_scores_the_newest_pretrained(
+    penv: Env, tmp_path, caplog, monkeypatch
+) -> None:
+    catalog = tmp_path / "catalog"  # a built-in catalog without encoders: this checkout's own smoke checkpoints
+    (catalog / "encoders").mkdir(parents=True)  # (made by run_all.sh) would otherwise be candidates too
+    (catalog / "tasks").symlink_to(REPO / "tasks")
+    monkeypatch.setattr(paths, "builtin_catalog", lambda: catalog)
+    monkeypatch.chdir(tmp_path)  # nor ./encoders of the working folder, nor the variable pointing at it
+    monkeypatch.delenv("EVALBENCH_ENCODERS_DIR")
     spec = yaml.safe_load((ENCODERS / "byola.yaml").read_text())
     spec["name"], spec["checkpoint"] = "fam", {"path": "checkpoints/none.pth", "pretrained": True}
     (penv.encoders / "fam.yaml").write_text(yaml.safe_dump(spec))

@@ -23,7 +23,7 @@ from evalbench.data.splits import random_holdout, rotations
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.embed.extract import ClipDataset, embed_views, load_encoder_model
-from evalbench.paths import encoders_dir
+from evalbench.paths import encoder_dirs
 from evalbench.presets import get_preset, identity, probe_config, record_name
 from evalbench.probes.linear import LinearProbe
 from evalbench.registry import POOLINGS
@@ -80,7 +80,7 @@ def test_training_clips_are_cropped_at_random_and_test_clips_from_the_start(
     starts = [crop_start(16000, 8000, "random", data.files[r], 0) for r in rows]
     assert len(set(starts)) > 1 and all(0 <= s <= 8000 for s in starts)  # drawn per clip, once (no seed input)
 
-    enc = load_encoder_model(load_encoder("logmel", encoders_dir(None)), torch.device("cpu"))
+    enc = load_encoder_model(load_encoder("logmel", encoder_dirs(None)), torch.device("cpu"))
     cache = EmbeddingCache(tmp_path / "cache")
     x, x_test, stats = embed_views(enc, data, cache, 16, 0, EVAR.embedding)
     assert x_test is not x and stats.parts_computed == 2 * 5  # k-fold: every fold as training and as test material
@@ -94,7 +94,7 @@ def test_training_clips_are_cropped_at_random_and_test_clips_from_the_start(
 
 def test_every_output_frame_is_pooled_padding_included(tiny_tasks: Path, tiny_data: Path, tmp_path: Path) -> None:
     data = _with_unit(open_task_data(load_task("synth_pitch", tiny_tasks), tiny_data), 1.5)  # 0.5 s of padding
-    enc = load_encoder_model(load_encoder("logmel", encoders_dir(None)), torch.device("cpu"))
+    enc = load_encoder_model(load_encoder("logmel", encoder_dirs(None)), torch.device("cpu"))
     x, _, _ = embed_views(enc, data, EmbeddingCache(tmp_path), 16, 0, EVAR.embedding)
     masked, _, _ = embed_views(enc, data, EmbeddingCache(tmp_path), 16, 0)
     rows = np.arange(4)

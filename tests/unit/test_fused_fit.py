@@ -134,7 +134,7 @@ def test_a_tiny_feature_budget_gives_the_same_result_in_bounded_memory(
     encode_kept, embed_rows = fit._FusedPass.encode, extract.embed_rows
 
     def spy_kept(self, part, batches, mask_padding):
-        kept.append(sum(f.nbytes for f, _ in batches))
+        kept.append(batches.nbytes)
         return encode_kept(self, part, batches, mask_padding)
 
     def spy_rows(*args, **kwargs):
@@ -184,3 +184,22 @@ def test_the_fused_pass_reports_its_stages(tiny_tasks: Path, tiny_data: Path, tm
     assert set(done) == {(part, "start") for part in data.parts()}
     assert {"decode", "load_wait", "encode", "fit", "pool", "cache_write"} <= set(timings)
     assert all(v >= 0 for v in timings.values())
+
+
+def test_kept_features_wait_on_disk_and_leave_nothing_behind(
+    tiny_tasks: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = task("synth_pitch", tiny_tasks, tiny_data)
+    enc = encoder("byola")
+    spilled = []
+    append = fit._Spill.append
+
+    def spy(self, feats, lengths):
+        append(self, feats, lengths)
+        spilled.append(self.file.tell())  # the bytes went to the file, batch after batch
+
+    monkeypatch.setattr(fit._Spill, "append", spy)
+    fused(enc, data, tmp_path)
+    per_clip = 64 * 101 * 4  # a 1 s clip's log-mel, float32
+    assert spilled and spilled[-1] >= per_clip * int((data.split == "train").sum())
+    assert not list((tmp_path / "tmp").iterdir())  # anonymous files: nothing left once the pass is done

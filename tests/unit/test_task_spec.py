@@ -53,13 +53,17 @@ def test_good_spec_parses(tmp_path: Path) -> None:
         ),
         ({"labels": {"type": "single", "classes": ["a,b", "c"]}}, "contain no comma"),
         (
-            {"splits": {"type": "folds", "folds": 5}},
-            "splits.validation.rule: a k-fold task needs 'holdout' or 'next_fold'",
+            {"splits": {"type": "folds", "folds": 5, "validation": {"rule": "official"}}},
+            "splits.validation.rule: 'official' is the valid split of a fixed split; a k-fold task validates on "
+            "'holdout'",
         ),
         (
             {"splits": {"type": "folds", "folds": 1, "validation": {"rule": "holdout"}}},
-            "splits.folds: need at least 2",
+            "splits.folds: need at least 2 folds, got 1; a k-fold task states k, e.g. "
+            "'splits: {type: folds, folds: 5}'",
         ),
+        ({"splits": {"type": "folds"}}, "splits.folds: need at least 2 folds, got none; a k-fold task states k"),
+        ({"splits": {"type": "folds", "folds": 2, "validation": {"rule": "next_fold"}}}, "need at least 3 folds"),
         ({"splits": {"type": "fixed", "validation": {"rule": "holdout"}}}, "uses its 'official' valid split"),
         (
             {"dataset": {"builder": "synthetc"}},
@@ -79,6 +83,15 @@ def test_invalid_specs_are_rejected_with_the_key(tmp_path: Path, changes: dict, 
         parse_task_file(path)
     assert str(err.value).startswith(f"{path}: ")
     assert message in str(err.value)
+
+
+def test_kfold_validation_defaults_to_the_grouped_stratified_holdout(tmp_path: Path) -> None:
+    spec = parse_task_file(write(tmp_path, splits={"type": "folds", "folds": 5}))
+    v = spec.splits.validation
+    assert (v.rule, v.fraction, v.grouped, v.stratified) == ("holdout", 0.1, True, True)
+    partial = parse_task_file(write(tmp_path, splits={"type": "folds", "folds": 5, "validation": {"fraction": 0.2}}))
+    assert (partial.splits.validation.rule, partial.splits.validation.fraction) == ("holdout", 0.2)
+    assert parse_task_file(write(tmp_path)).splits.validation.rule == "official"  # fixed: the official valid split
 
 
 def test_name_must_match_file(tmp_path: Path) -> None:

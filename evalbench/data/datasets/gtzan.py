@@ -20,9 +20,11 @@ stem with the other extension (``.au`` / ``.wav``).
 Known-bad files.  ``jazz/jazz.00054.wav`` is truncated and undecodable in the
 common copies; the task spec excludes it by rule (``dataset.exclude``), and the
 exclusion is reported.  It is on the train list, so the train split then holds
-442 clips.  Every other listed clip must exist and have a readable audio
-header, or preparation fails naming the file.  macOS ``._*`` resource forks
-are ignored.
+442 clips.  Exclusion rules are matched without the audio suffix, so the rule
+``jazz/jazz.00054.wav`` also drops ``jazz.00054.au`` from a copy in the
+original ``.au`` form (and a rule written ``.au`` drops a ``.wav`` copy).
+Every other listed clip must exist and have a readable audio header, or
+preparation fails naming the file.  macOS ``._*`` resource forks are ignored.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
-from evalbench.data.builders import BuildOutput, DatasetBuilder, apply_exclusions
+from evalbench.data.builders import BuildOutput, DatasetBuilder
 from evalbench.data.datasets import _common as C
 from evalbench.errors import DataError
 from evalbench.specs.task import TaskSpec
 
+# 2: exclusion rules match whatever the audio suffix (a prepared .au copy kept jazz.00054 under 1).
+BUILDER_VERSION = 2
 GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 AUDIO = "genres"
 SPLIT_FILES = {"train": "train_filtered.txt", "valid": "valid_filtered.txt", "test": "test_filtered.txt"}
@@ -114,7 +118,8 @@ class GTZANBuilder(DatasetBuilder):
         root = self._root(task, source)
         sub = _split_dir(root)
         lists = [(Path(sub) / name).as_posix() for name in SPLIT_FILES.values()]
-        return C.fingerprint(task, root, lists, C.list_audio(root / AUDIO, root, _SUFFIXES))
+        audio = C.list_audio(root / AUDIO, root, _SUFFIXES)
+        return C.fingerprint(task, root, lists, audio, version=BUILDER_VERSION)
 
     def build(self, task: TaskSpec, dest: Path, source: Path | None) -> BuildOutput:
         """Validate the layout and return the listed clips with their split.
@@ -145,9 +150,9 @@ class GTZANBuilder(DatasetBuilder):
                 "list_entry": table["entry"],
             }
         )
-        meta, excluded = apply_exclusions(meta, task)
+        meta, excluded, removed = C.apply_exclusions_any_suffix(meta, task, _SUFFIXES)
         _check_headers(root, meta["file_name"].tolist(), root / sub / SPLIT_FILES["train"])
-        used = set(meta["file_name"]) | {f"{AUDIO}/{r['file']}" for r in excluded}
+        used = set(meta["file_name"]) | set(removed)
         audio = C.list_audio(root / AUDIO, root, _SUFFIXES)
         extra = {
             "classes": GENRES,

@@ -73,11 +73,13 @@ class RunConfig:
         protocol: Protocol preset name (:mod:`evalbench.presets`).
         overwrite: Recompute records that are up to date.
         batch_size: Extraction batch size (never affects results).
-        workers: DataLoader worker processes for decoding.
+        workers: DataLoader worker processes for decoding (None: :func:`~evalbench.embed.loader.auto_workers`).
         allow_contaminated: Score encoders on tasks whose evaluation clips they
             were trained on (the record and the leaderboard mark it).
         precision: Extraction precision: ``fp32`` (default), ``bf16`` or ``fp16`` (autocast; checked against fp32).
         tf32: Allow TF32 matmuls and convolutions on CUDA (off by default).
+        encoder_dirs: The encoder spec overlay the encoders came from, searched for the spec a weights file that
+            fails to load does match (None: :func:`evalbench.paths.encoder_dirs`).
     """
 
     data_root: Path
@@ -90,10 +92,11 @@ class RunConfig:
     protocol: str = DEFAULT_PRESET
     overwrite: bool = False
     batch_size: int = 32
-    workers: int = 0
+    workers: int | None = None
     allow_contaminated: bool = False
     precision: str = "fp32"
     tf32: bool = False
+    encoder_dirs: list[Path] | None = None
 
     def __post_init__(self) -> None:
         if self.seeds is None:
@@ -320,7 +323,7 @@ def run(
                 log(f"{spec.name} × {task.name}: up to date ({path}); --overwrite recomputes it")
                 outcomes.append(Outcome(spec.name, task.name, "up to date", path))
                 continue
-            enc = enc or load_encoder_model(spec, device, digests[spec.name], cfg.precision, cfg.tf32)
+            enc = enc or load_encoder_model(spec, device, digests[spec.name], cfg.precision, cfg.tf32, cfg.encoder_dirs)
             try:
                 done = _evaluate_pair(enc, data, cfg, cache, str(device), static, env)
             except EvalbenchError as exc:  # name the pair: the message alone may not say which
