@@ -21,13 +21,13 @@ values or the code that applies them change meaning.
   Its ``mlp`` probe searches 8 Optuna trials (TPE, median pruning) per
   rotation on that rotation's validation rows, and its ``knn`` probe chooses k
   on validation; both on standardised embeddings.
-- ``hear`` (v1): HEAR's MLP protocol (PROTOCOL.md §3; Turian et al., HEAR,
+- ``hear`` (v1): HEAR's MLP protocol (docs/protocol.md §3; Turian et al., HEAR,
   PMLR 176, 2022): its default grid (8 of 16 points, no linear point), batch
   1024, ≤ 500 epochs checked every 3 with patience 20, embeddings as the
   encoder returns them (no standardisation), validation on the next fold,
   the grid searched on each seed's first fold and its winner retrained on
   the others, seed 42.
-- ``evar`` (v1): the reference harness's linear evaluation as PROTOCOL.md §2
+- ``evar`` (v1): the reference harness's linear evaluation as docs/protocol.md §2
   describes it, *without* evalbench's fixes, so that the same weights on the
   same data give the reference's number and published EVAR-protocol numbers
   can sit beside ours: Adam at a fixed learning rate (3e-4, or the published
@@ -70,7 +70,7 @@ class EmbeddingRecipe:
         crop: Crop policy per role (``train``, ``valid``, ``test``) for clips
             longer than the unit; None: the task's ``audio.crop`` for every role.
         mask_padding: Leave padded frames out of pooling (evalbench's fix of
-            PROTOCOL.md §4, flaw 6); False pools every output frame, as the
+            docs/protocol.md §4, flaw 6); False pools every output frame, as the
             reference harness does.
     """
 
@@ -150,7 +150,7 @@ class ProtocolPreset:
         }
 
 
-# The reference harness's learning rates (PROTOCOL.md §2.2): 3e-4 by default, 3e-5 for M2D, M2D-CLAP and
+# The reference harness's learning rates (docs/protocol.md §2.2): 3e-4 by default, 3e-5 for M2D, M2D-CLAP and
 # ATST-Frame, and the per-task values published with BYOL-A v2 (our encoder `byola`).
 EVAR_LR = 3e-4
 EVAR_OVERRIDES = (
@@ -175,7 +175,7 @@ PRESETS: dict[str, ProtocolPreset] = {
         version=1,
         probe_options={"linear": {"solver": "adam", "lrs": (EVAR_LR,), "loss_scale": "per_class"}},
         seeds=(42, 43, 44),
-        description="the reference harness's linear evaluation without evalbench's fixes (PROTOCOL.md §2)",
+        description="the reference harness's linear evaluation without evalbench's fixes (docs/protocol.md §2)",
         embedding=EmbeddingRecipe(
             crop=(("train", "random"), ("valid", "random"), ("test", "start")), mask_padding=False
         ),
@@ -196,7 +196,7 @@ PRESETS: dict[str, ProtocolPreset] = {
             },
         },
         seeds=(42,),
-        description="HEAR's MLP protocol (PROTOCOL.md §3): its grid, no standardisation, next-fold validation",
+        description="HEAR's MLP protocol (docs/protocol.md §3): its grid, no standardisation, next-fold validation",
         validation="next_fold",
         standardize=False,
         search_rule="first_rotation",

@@ -9,10 +9,10 @@ k-fold tasks, :mod:`evalbench.data.splits`):
    epoch on the validation rows with the task's primary metric;
 3. score the selected probe on the test rows, once.  Test labels are held in a
    :class:`SealedLabels` that the probe never receives and that refuses a
-   second read, so test data cannot leak into selection (PROTOCOL.md §4, flaw 4).
+   second read, so test data cannot leak into selection (docs/protocol.md §4, flaw 4).
 
 Scores are summarised as the mean over all (seed, rotation) runs, the standard
-deviation over seeds of each seed's rotation mean (PROTOCOL.md §2.3; sample
+deviation over seeds of each seed's rotation mean (docs/protocol.md §2.3; sample
 std, ddof = 1) and, for k-fold tasks, the standard deviation over folds of each
 fold's seed mean.  The primary metric also gets a 95 % bootstrap interval over
 test clips (:func:`evalbench.uncertainty.bootstrap_ci`): seeds measure the
@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from evalbench import metrics as M
 from evalbench.data.splits import rotations, write_rotation
@@ -41,6 +40,7 @@ from evalbench.embed.standardize import Standardizer
 from evalbench.errors import EvalbenchError, MetricUndefinedError
 from evalbench.registry import PROBES
 from evalbench.uncertainty import bootstrap_ci
+from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_lines
 
 BOOTSTRAP = {"n_boot": 1000, "level": 0.95, "seed": 0}
@@ -135,7 +135,7 @@ def evaluate_probe(
         search_rule: For probes that search hyperparameters (``best_params_`` after ``fit``):
             ``per_rotation`` searches on every rotation's own validation rows; ``first_rotation`` searches
             on each seed's first rotation and retrains that configuration on the others (HEAR's rule,
-            PROTOCOL.md §3).  Either way no rotation's test rows take part.
+            docs/protocol.md §3).  Either way no rotation's test rows take part.
 
     Returns:
         One :class:`RunScore` per (seed, rotation).
@@ -149,7 +149,7 @@ def evaluate_probe(
     fitted: dict[tuple[str, str], Any] = {}  # deterministic probes: one fit per distinct (train, valid) rows
     searched: dict[int, tuple[Any, int | None]] = {}  # per seed: the probe whose search chose, and its fold
     jobs = [(seed, rot) for seed in seeds for rot in rotations(data, seed, rule)]
-    for seed, rot in tqdm(jobs, desc=f"probe {task.name}", unit="run", leave=False, disable=None):
+    for seed, rot in progress(jobs, desc=f"probe {task.name}", unit="run", leave=False):
         if split_dir is not None and rot.fold is not None:
             write_rotation(split_dir, data, rot, seed)
         scaler = Standardizer(enabled=standardize).fit(x[rot.train])

@@ -5,6 +5,11 @@ to a ``"module:attribute"`` string.  Nothing is imported until :meth:`Registry.g
 is called, so listing and validating specs never imports torch.  Adding an
 adapter, dataset builder, metric or probe is one new function or class plus one
 ``register`` line here.
+
+Encoder adapters need not be registered: an encoder YAML may name a class in
+the user's own file or module instead (``adapter: ./my_adapter.py:MyEncoder``,
+:mod:`evalbench.adapters.external`), which works from an installed package.
+Registered names never contain a colon, which is how the two are told apart.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class Registry:
         """Register ``name`` → ``"package.module:attr"``; duplicates are a bug and raise."""
         if name in self._targets:
             raise ValueError(f"duplicate {self.kind} name '{name}'")
+        if ":" in name:
+            raise ValueError(f"{self.kind} name '{name}' must not contain ':' (it marks 'file.py:Class')")
         if ":" not in target:
             raise ValueError(f"{self.kind} target must be 'module:attr', got '{target}'")
         self._targets[name] = target

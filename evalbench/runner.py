@@ -21,11 +21,14 @@ whenever it is not float32 on CPU (:mod:`evalbench.utils.precision`).
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from evalbench import __version__
 from evalbench.data.prepare import open_task_data
@@ -51,9 +54,12 @@ from evalbench.results.schema import SCHEMA_VERSION
 from evalbench.results.store import existing_is_current, staleness_key, write_predictions, write_record
 from evalbench.specs.encoder import EncoderSpec
 from evalbench.specs.task import TaskSpec
+from evalbench.utils.console import say
 from evalbench.utils.device import resolve_device
 from evalbench.utils.precision import check_precision, compute_identity, set_matmul_policy
 from evalbench.utils.provenance import environment, git_state
+
+log_debug = logging.getLogger(__name__)
 
 RANK_TIMEOUT = _dt.timedelta(hours=12)  # under torchrun, other ranks wait while rank 0 trains probes
 
@@ -263,7 +269,7 @@ def run(
     encoders: list[EncoderSpec],
     tasks: list[TaskSpec],
     cfg: RunConfig,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = say,
     on_preflight: Callable[[], None] | None = None,
 ) -> list[Outcome]:
     """Evaluate every encoder on every task and write run records.
@@ -272,7 +278,7 @@ def run(
         encoders: Encoder specs.
         tasks: Task specs.
         cfg: Run options.
-        log: Progress lines.
+        log: Progress lines (default: status lines that ``--quiet`` silences).
         on_preflight: Called once the preflight is done (every dataset open and checked, every checkpoint
             verified), before any record is examined or written: the up-to-date memo observes its inputs here.
 
@@ -285,6 +291,14 @@ def run(
     check_precision(cfg.precision, device)
     set_matmul_policy(cfg.tf32)
     compute = compute_identity(device, cfg.precision, cfg.tf32)
+    log_debug.debug(
+        "device %s, compute %s, %d torch thread(s), rank %d of %d",
+        device,
+        compute,
+        torch.get_num_threads(),
+        env.rank,
+        env.world,
+    )
     if not env.main:
         log = _quiet
     PROBES.check(cfg.probe, "--probe")
@@ -319,6 +333,7 @@ def run(
             data = datas[task.name]
             ident = protocol_identity(cfg, spec.name, task.name)
             path = record_file(cfg.results_dir, spec.name, task.name, cfg.probe, ident)
+            log_debug.debug("%s × %s: record %s, protocol %s", spec.name, task.name, path, ident)
             if not cfg.overwrite and existing_is_current(path, _current_key(spec, static, data, cfg)):
                 log(f"{spec.name} × {task.name}: up to date ({path}); --overwrite recomputes it")
                 outcomes.append(Outcome(spec.name, task.name, "up to date", path))

@@ -1,16 +1,16 @@
 """The encoder adapter protocol.
 
 An adapter wraps one family of models behind a small interface (the X-ARES /
-HEAR style, PROTOCOL.md §5): it declares ``sample_rate`` (the rate it expects;
+HEAR style, docs/protocol.md §5): it declares ``sample_rate`` (the rate it expects;
 the pipeline resamples), ``embed_dim`` (frame embedding width) and
 ``hop_seconds`` (frame hop), and maps a batch of waveforms plus their valid
 lengths to frame embeddings ``(B, T, D)`` with a boolean validity mask
 ``(B, T)``.  Pooling to one vector per clip is a separate, named step
 (:mod:`evalbench.adapters.pooling`) that ignores invalid frames, which fixes the
-reference harness's padding pollution (PROTOCOL.md §4, flaw 6).
+reference harness's padding pollution (docs/protocol.md §4, flaw 6).
 
 Adapters whose input normalisation is fitted on the downstream training audio
-(BYOL-A, PROTOCOL.md §2.1 item 3) set ``needs_fit`` and implement :meth:`fit`;
+(BYOL-A, docs/protocol.md §2.1 item 3) set ``needs_fit`` and implement :meth:`fit`;
 the fitted state enters the embedding-cache key via :meth:`fitted_state`.
 
 Front-end split (optional, ``has_front_end``).  An adapter may cut

@@ -1,12 +1,12 @@
 """The ``byola`` adapter: BYOL-A v1/v2 frame embeddings of whole clips.
 
 Evaluation follows BYOL-A's downstream recipe (Niizumi et al., IJCNN 2021;
-TASLP 2023; METHODS.md §1.2): 64-band log-mel → scalar normalisation
+TASLP 2023; docs/methods.md §1.2): 64-band log-mel → scalar normalisation
 ``(x − μ)/σ`` with μ, σ fitted on the task's training clips → the encoder on the
 *whole* clip (fully convolutional in time) → frames ``(B, T', D)`` → pooling
 (``mean_max`` in the encoder YAMLs: time mean + time max, summed).
 
-Batch invariance (PROTOCOL.md §4, flaw 6).  Clips in a batch are zero-padded
+Batch invariance (docs/protocol.md §4, flaw 6).  Clips in a batch are zero-padded
 to the longest one, and each is encoded exactly as if it were alone, with every
 one of its own frames kept: the front end reflects at each clip's own end
 (:class:`~evalbench.adapters.frontend.LogMelFrontEnd`), the normalised log-mel
@@ -18,7 +18,7 @@ included, as the reference evaluation computes them for an unpadded clip;
 only frames that exist because of padding are masked.  Clips under
 ``2**blocks`` frames are zero-extended to that length, alone or batched.
 
-Checkpoints (METHODS.md §1.6): an official bare state dict
+Checkpoints (docs/methods.md §1.6): an official bare state dict
 (``pretrained_weights/AudioNTT2020-BYOLA-64x96d{512,1024,2048}.pth`` or
 ``v2/AudioNTT2022-BYOLA-64x96d2048.pth`` from the nttcslab/byol-a repository,
 supplied by the user) or an evalbench checkpoint of family ``byola``; both are
@@ -27,7 +27,7 @@ initialised from ``options.seed``: the "random twin" floor.  The network always
 stays in eval mode (dropout off, BatchNorm running statistics).
 
 NOTE: the front end is torchaudio's mel spectrogram with the Slaney mel scale
-and Slaney area norm (METHODS.md §1.1, §1.7).  The v1 weights were trained on
+and Slaney area norm (docs/methods.md §1.1, §1.7).  The v1 weights were trained on
 librosa's Slaney filterbank and v2 on nnAudio; the filter definition is the
 same (``tests/adapters/test_byola.py`` checks ours against the Slaney formula),
 but STFT implementations differ in float rounding, so embeddings match the

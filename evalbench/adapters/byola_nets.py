@@ -1,7 +1,7 @@
 """BYOL-A encoder networks: AudioNTT2020 (v1) and AudioNTT2022 (v2).
 
 Both are small fully convolutional (in time) CNNs over a normalised log-mel
-spectrogram ``(B, 1, 64, T)`` followed by a per-frame MLP (METHODS.md §1.4):
+spectrogram ``(B, 1, 64, T)`` followed by a per-frame MLP (docs/methods.md §1.4):
 
 - **v1** ``AudioNTT2020`` (Niizumi et al., "BYOL for Audio: Self-Supervised
   Learning for General-Purpose Audio Representation", IJCNN 2021): three blocks
@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 CHANNELS = 64  # conv width of every block (Niizumi et al., IJCNN 2021, Fig. 2)
-N_MELS = 64  # the networks are defined for 64 mel bands (METHODS.md §1.1)
+N_MELS = 64  # the networks are defined for 64 mel bands (docs/methods.md §1.1)
 DROPOUT = 0.3  # MLP dropout (IJCNN 2021); inactive at evaluation
 
 

@@ -3,7 +3,7 @@
 Two formats are read:
 
 - *official* files as their authors publish them: a bare ``state_dict``
-  (``{parameter name: tensor}``), e.g. the BYOL-A weights (METHODS.md §1.6);
+  (``{parameter name: tensor}``), e.g. the BYOL-A weights (docs/methods.md §1.6);
 - *evalbench* files written by :func:`save_checkpoint` (and by ``evalbench
   pretrain``): ``{"format": "evalbench-checkpoint", "version": 1, "family": ...,
   "state_dict": {...}, "meta": {...}}``.

@@ -1,7 +1,7 @@
 """The ``clar`` adapter: CLAR's ResNet-18 encoders, 2-D (spectrogram) or 1-D (raw waveform).
 
 Al-Tahan & Mohsenzadeh, "CLAR: Contrastive Learning of Auditory
-Representations", AISTATS 2021 (METHODS.md §3) train a ResNet-18 (He et al.,
+Representations", AISTATS 2021 (docs/methods.md §3) train a ResNet-18 (He et al.,
 CVPR 2016) with SimCLR's NT-Xent loss plus a simultaneous supervised term, at
 16 kHz, and evaluate the 512-d average-pooled output with a linear classifier.
 

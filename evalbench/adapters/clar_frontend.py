@@ -2,7 +2,7 @@
 
 Al-Tahan & Mohsenzadeh (AISTATS 2021) feed their 2-D ResNet-18 a stack of
 three 128-row images of a 16 kHz clip: ``[log-magnitude STFT, STFT phase,
-log-mel]`` (METHODS.md §3.1).  The paper and the official code describe
+log-mel]`` (docs/methods.md §3.1).  The paper and the official code describe
 different front ends; both are implemented and the encoder option records
 which one was used.
 

@@ -1,7 +1,7 @@
 """The ``clmr`` adapter: CLMR's SampleCNN on consecutive 59,049-sample chunks.
 
 Spijkervet & Burgoyne, "Contrastive Learning of Musical Representations",
-ISMIR 2021 (METHODS.md §4) pretrain a SampleCNN (Lee et al., "Sample-level
+ISMIR 2021 (docs/methods.md §4) pretrain a SampleCNN (Lee et al., "Sample-level
 Deep Convolutional Neural Networks for Music Auto-tagging Using Raw
 Waveforms", SMC 2017) with SimCLR on raw 22,050 Hz audio.  The network maps a
 fixed 59,049-sample (3^10 ≈ 2.68 s) chunk to one 512-d vector:
@@ -36,7 +36,7 @@ from evalbench.adapters.base import Frames, FrozenEncoder, seeded
 from evalbench.adapters.options.clmr import CHUNK_SAMPLES, EMBED_DIM, SAMPLE_RATE, ClmrOptions
 
 FAMILY = "clmr"
-BLOCK_CHANNELS = (128, 128, 256, 256, 256, 256, 256, 256, 512)  # Lee et al. 2017 / CLMR (METHODS.md §4.1)
+BLOCK_CHANNELS = (128, 128, 256, 256, 256, 256, 256, 256, 512)  # Lee et al. 2017 / CLMR (docs/methods.md §4.1)
 
 
 class SampleCNN(nn.Module):

@@ -1,6 +1,6 @@
 """The ``hear`` adapter: any installed module that follows the HEAR API, and its conformance check.
 
-A HEAR module (PROTOCOL.md §5; Turian et al., "HEAR: Holistic Evaluation of
+A HEAR module (docs/protocol.md §5; Turian et al., "HEAR: Holistic Evaluation of
 Audio Representations", NeurIPS 2021 competition track) exposes
 ``load_model(model_file_path="")``, whose model carries ``sample_rate``,
 ``scene_embedding_size`` and ``timestamp_embedding_size``, plus
@@ -56,7 +56,7 @@ def import_hear_module(name: str) -> ModuleType:
     missing = [f for f in API_FUNCTIONS if not callable(getattr(module, f, None))]
     if missing:
         raise EvalbenchError(
-            f"hear module '{name}' lacks {', '.join(missing)}; it does not follow the HEAR API (PROTOCOL.md §5)"
+            f"hear module '{name}' lacks {', '.join(missing)}; it does not follow the HEAR API (docs/protocol.md §5)"
         )
     return module
 
@@ -87,7 +87,9 @@ def load_hear_model(module: ModuleType, weights: str = "") -> nn.Module:
         raise EvalbenchError(f"hear module '{name}': load_model returned {type(model).__name__}, not a torch.nn.Module")
     missing = [a for a in MODEL_ATTRIBUTES if not hasattr(model, a)]
     if missing:
-        raise EvalbenchError(f"hear module '{name}': the model lacks {', '.join(missing)} (HEAR API, PROTOCOL.md §5)")
+        raise EvalbenchError(
+            f"hear module '{name}': the model lacks {', '.join(missing)} (HEAR API, docs/protocol.md §5)"
+        )
     for attr in MODEL_ATTRIBUTES:
         value = getattr(model, attr)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -280,7 +282,7 @@ def _check_scene(module: ModuleType, model: nn.Module) -> list[Check]:
 
 
 def conformance_check(module_name: str, weights: str = "") -> list[Check]:
-    """Run the HEAR conformance check of PROTOCOL.md §5 (after hear-validator) on CPU.
+    """Run the HEAR conformance check of docs/protocol.md §5 (after hear-validator) on CPU.
 
     Checks that the module imports and exposes the API, that ``load_model``
     returns a torch module with a HEAR sample rate and integer embedding sizes,

@@ -3,11 +3,11 @@
 MSN (Assran et al., "Masked Siamese Networks for Label-Efficient Learning",
 ECCV 2022) pretrains a Vision Transformer (Dosovitskiy et al., ICLR 2021) and
 represents an input by the target encoder's [CLS] token.  The MSN-audio port
-(METHODS.md §2.4) uses torchvision's ViT-B/32 with a 1→3-channel 1×1 conv stem,
+(docs/methods.md §2.4) uses torchvision's ViT-B/32 with a 1→3-channel 1×1 conv stem,
 BYOL-A log-mels (64 mels, 10 ms frames) and 0.95 s training crops (96 frames)
 stretched to 224 × 224 squares.
 
-Evaluation (METHODS.md §2.5–2.6).  Log-mel → scalar normalisation fitted on
+Evaluation (docs/methods.md §2.5–2.6).  Log-mel → scalar normalisation fitted on
 the task's training split (as BYOL-A, §1.2) → the clip's *valid* frames cut into
 consecutive windows of ``window_frames`` (:func:`~evalbench.adapters.vit.window_bounds`;
 a last window shorter than ``min_tail_frames`` joins the previous one) → one
@@ -26,7 +26,7 @@ the encoder YAMLs pool them with ``mean``.  Two geometries:
   padded whole clips to 64 × 576 and let padding take part in attention;
   evalbench windows the clip and masks patches made only of padding.
 
-A clip's embedding depends only on its own valid frames (PROTOCOL.md §4,
+A clip's embedding depends only on its own valid frames (docs/protocol.md §4,
 flaw 6): windows never read past them, each window is resized or positioned
 on its own, and padding patches are masked out of attention and pooling.
 

@@ -3,8 +3,8 @@
 BYOL-A (Niizumi et al., IJCNN 2021 / TASLP 2023) and the MSN-audio port
 normalise log-mel input as x̃ = (x − μ)/σ with a *single* mean and standard
 deviation computed over the downstream task's training clips (EVAR uses at most
-5,000 clips, BYOL-A v1's own evaluation up to 10,000; PROTOCOL.md §2.1 item 3,
-METHODS.md §1.2).  This module computes μ and σ over every frame of each
+5,000 clips, BYOL-A v1's own evaluation up to 10,000; docs/protocol.md §2.1 item 3,
+docs/methods.md §1.2).  This module computes μ and σ over every frame of each
 training clip framed on its own (its padding excluded, the frames at its true
 end included), and keeps them as plain floats so they can be stored in the
 embedding-cache key and the run record.

@@ -1,7 +1,7 @@
 """Masked temporal pooling from frame embeddings to one vector per clip.
 
 Invalid (padded) frames never contribute: means divide by the count of valid
-frames and maxima ignore invalid ones (PROTOCOL.md §4, flaw 6).  Names are
+frames and maxima ignore invalid ones (docs/protocol.md §4, flaw 6).  Names are
 registered in :data:`evalbench.registry.POOLINGS` and used in encoder YAML.
 
 - ``mean``: time mean (wav2vec2/HuBERT context outputs, M2D, BEATs).

@@ -4,7 +4,7 @@ He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, define
 ResNet-18 as a strided stem, a max-pool and four stages of two BasicBlocks
 (two 3×3 convolutions with an identity or 1×1-projection shortcut) at 64, 128,
 256 and 512 channels with strides 1, 2, 2, 2.  Al-Tahan & Mohsenzadeh
-(AISTATS 2021, METHODS.md §3.2) transpose it to raw 16 kHz audio ``[B, 1, N]``:
+(AISTATS 2021, docs/methods.md §3.2) transpose it to raw 16 kHz audio ``[B, 1, N]``:
 
 - stem: Conv1d(1→64, k7, s2, p3) → BN → ReLU → MaxPool1d(k9, s2, p1);
 - BasicBlocks with **kernel 9 (padding 4)** instead of 3×3;
@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-KERNEL = 9  # CLAR's 1-D BasicBlock kernel (METHODS.md §3.2)
+KERNEL = 9  # CLAR's 1-D BasicBlock kernel (docs/methods.md §3.2)
 CHANNELS = (64, 128, 256, 512)
 STRIDES = (1, 2, 2, 2)
 BLOCKS = (2, 2, 2, 2)  # ResNet-18

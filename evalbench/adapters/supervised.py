@@ -1,6 +1,6 @@
 """The ``supervised`` adapter: penultimate layers of the supervised ESC-50 baselines.
 
-METHODS.md §5 (V. Dimitrov's 2022 course report, plus Kumar, Khadkevich &
+docs/methods.md §5 (V. Dimitrov's 2022 course report, plus Kumar, Khadkevich &
 Fügen, ICASSP 2018) trains five classifiers from scratch on 44.1 kHz audio;
 :mod:`evalbench.adapters.supervised_nets` defines them.  Front ends:
 
@@ -8,7 +8,7 @@ Fügen, ICASSP 2018) trains five classifiers from scratch on 44.1 kHz audio;
   n_fft 1024, window 1024, hop 256 (centred, Hann), 64 bands on torchaudio's
   default filterbank (HTK scale, no norm, 0–22,050 Hz), ``log(mel + 1e-6)``.
   NOTE: the report's log compression and mel scale are illegible; this is
-  evalbench's documented choice (METHODS.md §5.1).
+  evalbench's documented choice (docs/methods.md §5.1).
 - ``kumar``: n_fft 1024, hop 512, 128 bands, power to dB as librosa's defaults
   (Slaney scale and norm, ``10·log10(max(P, 1e-10))`` floored 80 dB below the
   clip's maximum), laid out time × mel and zero-padded to at least 128 frames.
@@ -56,14 +56,14 @@ WINDOW_SAMPLES = 5 * SAMPLE_RATE  # the CNN baseline's 5 s window (220,500 sampl
 def frames_from_samples(lengths: torch.Tensor, hop: int = HOP) -> torch.Tensor:
     """Centred STFT frames of clips of ``lengths`` samples: ``⌊len / hop⌋ + 1``.
 
-    METHODS.md §5.2 (c) pitfall: the collator's lengths are in samples; index the
+    docs/methods.md §5.2 (c) pitfall: the collator's lengths are in samples; index the
     LSTM output with this frame count, never with the sample count.
     """
     return torch.div(lengths, hop, rounding_mode="floor") + 1
 
 
 class ReportFrontEnd(nn.Module):
-    """Waveform ``(B, N)`` → ``log(mel + 1e-6)`` ``(B, 1, 64, 1 + N // 256)`` (METHODS.md §5.1)."""
+    """Waveform ``(B, N)`` → ``log(mel + 1e-6)`` ``(B, 1, 64, 1 + N // 256)`` (docs/methods.md §5.1)."""
 
     def __init__(self) -> None:
         super().__init__()

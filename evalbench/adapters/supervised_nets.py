@@ -1,4 +1,4 @@
-"""The five supervised ESC-50 baseline networks of METHODS.md §5.2.
+"""The five supervised ESC-50 baseline networks of docs/methods.md §5.2.
 
 Each network is a whole classifier (so that a trained model's state dict loads
 as is, and ``evalbench pretrain supervised`` can train it) and exposes the
@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-N_MELS = 64  # report front end (METHODS.md §5.1)
+N_MELS = 64  # report front end (docs/methods.md §5.1)
 CNN_FRAMES = 862  # 1 + 220,500 // 256: the CNN baseline's fixed input length
 CRNN_KERNEL, CRNN_STRIDE = (5, 20), (2, 8)
 
@@ -89,7 +89,7 @@ class CnnBaseline(nn.Module):
 
 
 class VggStyle(nn.Module):
-    """(b) evalbench's VGG-style stand-in (METHODS.md §5.2 b) on ``[B, 1, 64, T]``, ``T >= 16``.
+    """(b) evalbench's VGG-style stand-in (docs/methods.md §5.2 b) on ``[B, 1, 64, T]``, ``T >= 16``.
 
     Args:
         n_classes: Classifier width.

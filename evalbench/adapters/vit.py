@@ -10,7 +10,7 @@ the final [CLS] token as the representation.
 torchvision's :class:`~torchvision.models.VisionTransformer` only accepts square
 images of its training size.  Audio is not square: a BYOL-A log-mel window is
 64 mels × 96 frames.  This module provides what evaluating such a network on
-audio needs (METHODS.md §2.6, pitfall 4):
+audio needs (docs/methods.md §2.6, pitfall 4):
 
 - :func:`window_bounds` cuts a clip's valid log-mel frames into consecutive
   windows (no window is made only of padding);
@@ -93,7 +93,7 @@ def resize_windows(windows: list[torch.Tensor], size: int) -> torch.Tensor:
     """Stretch each ``(F, w)`` window to a ``size × size`` one-channel image.
 
     Bilinear, ``align_corners=False`` and no antialiasing: what torchvision's
-    RandomResizedCrop (``antialias=False`` in MSN-audio, METHODS.md §2.4) does
+    RandomResizedCrop (``antialias=False`` in MSN-audio, docs/methods.md §2.4) does
     to a tensor.  Each window is resized from its own width only.
 
     Args:
@@ -154,7 +154,7 @@ def interpolate_pos_embedding(pos_embedding: torch.Tensor, grid: tuple[int, int]
     The patch embeddings are treated as a ``D``-channel image on the training
     grid and resampled bicubically with ``align_corners=False`` (cell centres
     map to cell centres), the standard way of running a ViT at another
-    resolution (Dosovitskiy et al., ICLR 2021, §3.2; METHODS.md §2.6 pitfall 4).
+    resolution (Dosovitskiy et al., ICLR 2021, §3.2; docs/methods.md §2.6 pitfall 4).
     The training grid is returned unchanged.
 
     Args:

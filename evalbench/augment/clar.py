@@ -1,7 +1,7 @@
 """CLAR's waveform augmentations as batched, generator-driven torch modules.
 
 Al-Tahan & Mohsenzadeh, "CLAR: Contrastive Learning of Auditory
-Representations", AISTATS 2021 (METHODS.md §3.4), make the two views of a
+Representations", AISTATS 2021 (docs/methods.md §3.4), make the two views of a
 fixed-length 16 kHz clip by two independent passes of one chain of waveform
 augmentations, each applied to a clip with probability p (intended 0.5; the
 official code wraps bare functions in torchvision's ``RandomApply``, so its
@@ -71,7 +71,7 @@ from evalbench.augment.clmr import _RandomTransform
 from evalbench.augment.waveform import _fit, pitch_shift, time_stretch
 
 FAMILIES = ("fade", "time_mask", "time_stretch", "pitch_shift", "time_shift", "white_noise", "mixed_noise")
-RECOMMENDED = ("fade", "time_mask")  # the paper's best 2-D recipe (§3.4 of METHODS.md)
+RECOMMENDED = ("fade", "time_mask")  # the paper's best 2-D recipe (§3.4 of docs/methods.md)
 FADE_SHAPES = ("linear", "exponential", "logarithmic", "quarter_sine", "half_sine")
 NOISE_COLOURS = ("white", "pink", "brown")  # power spectral density ∝ 1/f^0, 1/f^1, 1/f^2
 N_FFT = 2048  # phase-vocoder window: librosa's default, which the official code used at 16 kHz

@@ -7,7 +7,7 @@ makes each view of a pre-normalised log-mel crop ``(B, 1, 64, 96)`` with
 - v2: :class:`MixupBank` → :class:`RandomResizeCrop` → :class:`RandomLinearFader` → :class:`PostNorm`,
 
 where :class:`PostNorm` standardises the two views of a batch stacked into one
-``2B`` batch (METHODS.md §1.2–1.3).  Every random module takes an explicit CPU
+``2B`` batch (docs/methods.md §1.2–1.3).  Every random module takes an explicit CPU
 ``torch.Generator`` in ``forward(x, generator)``: random parameters are drawn on
 the CPU with it and then moved to ``x.device``, so the same inputs and generator
 state give the same outputs, and a resumed run (generator state and the mixup
@@ -45,7 +45,7 @@ def mixup(x: torch.Tensor, z: torch.Tensor, lam: torch.Tensor, log_mixup_exp: bo
 
 
 class MixupBank(nn.Module):
-    """Log-mixup-exp with a FIFO memory bank of past inputs (BYOL-A, METHODS.md §1.3).
+    """Log-mixup-exp with a FIFO memory bank of past inputs (BYOL-A, docs/methods.md §1.3).
 
     Each sample i is mixed with a partner z_i drawn uniformly from the bank, with
     λ_i ~ U(0, alpha).  The bank holds the last ``size`` *un-mixed* inputs seen (in
@@ -213,7 +213,7 @@ class RandomResizeCrop(nn.Module):
     width ``w = clip(int(U(time_scale)·T), 1, canvas_t)`` is cut at a uniform
     integer corner in ``[0, canvas_f − h] × [0, canvas_t − w]`` and resized back to
     ``F × T`` with bicubic interpolation, ``align_corners=True`` (Niizumi et al.
-    2021 §III-B, identical in v2; METHODS.md §1.3).  In paper notation
+    2021 §III-B, identical in v2; docs/methods.md §1.3).  In paper notation
     ``F_C = ⌊min(U(0.6, 1.5), 1)·F⌋`` and ``T_C = ⌊U(0.6, 1.5)·T⌋``.
 
     Args:
@@ -291,7 +291,7 @@ class RandomLinearFader(nn.Module):
     With a, b ~ U(−gain, gain) per sample (``torch.rand((B, 2))``, columns a, b),
     ``S[t] = a + (b − a)·t/T`` for ``t = 0 … T−1`` is added to every frequency
     bin; a < b fades in, a > b fades out (Niizumi et al., TASLP 2023 §III-C;
-    METHODS.md §1.3).
+    docs/methods.md §1.3).
 
     Args:
         gain: Bound of the ramp's end points; 1.0 in BYOL-A v2.
@@ -330,7 +330,7 @@ class PostNorm(nn.Module):
 
     BYOL-A stacks both views into one ``2B`` batch and normalises over axes
     (0, 2, 3) of its single channel, i.e. one mean and one std for the whole
-    batch, the std clamped below at ``eps`` (METHODS.md §1.2).  Not random.
+    batch, the std clamped below at ``eps`` (docs/methods.md §1.2).  Not random.
 
     Args:
         eps: Lower bound of the std; float32 machine epsilon as in BYOL-A.

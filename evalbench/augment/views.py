@@ -4,8 +4,8 @@ MSN (Assran et al., "Masked Siamese Networks for Label-Efficient Learning",
 ECCV 2022, §3 and App. C) makes, per sample, one *target* view and one
 *random anchor* view at 224 px with crop scale (0.3, 1.0), plus *focal*
 anchor views at 96 px with scale (0.05, 0.3), and drops a random subset of
-the 224 anchor's patch tokens (METHODS.md §2.2).  The MSN-audio port
-(METHODS.md §2.4) cuts the views from a BYOL-A log-mel (64 mels × 96 frames)
+the 224 anchor's patch tokens (docs/methods.md §2.2).  The MSN-audio port
+(docs/methods.md §2.4) cuts the views from a BYOL-A log-mel (64 mels × 96 frames)
 with torchvision's ``RandomResizedCrop`` to a *square*, bilinear, without
 antialiasing, so the spectrogram is stretched into the square.
 
@@ -187,7 +187,7 @@ def kept_patches(num_patches: int, ratio: float) -> int:
 def patch_keep(batch: int, num_tokens: int, ratio: float, generator: torch.Generator) -> torch.Tensor:
     """Random patch drop over ``num_tokens = 1 + num_patches`` tokens; the [CLS] token (0) is always kept.
 
-    METHODS.md §2.6, pitfall 3: the length counts the [CLS] token, and every
+    docs/methods.md §2.6, pitfall 3: the length counts the [CLS] token, and every
     one of the ``num_tokens − 1`` patch tokens (the last one included) is
     equally likely to be kept.  Each image keeps :func:`kept_patches` patches,
     chosen uniformly without replacement by ranking ``torch.rand((batch,

@@ -1,4 +1,4 @@
-"""Waveform augmentation of the supervised ESC-50 baselines (V. Dimitrov's 2022 report, METHODS.md §5.1).
+"""Waveform augmentation of the supervised ESC-50 baselines (V. Dimitrov's 2022 report, docs/methods.md §5.1).
 
 Each clip of a batch gets ONE option, drawn uniformly from ``choices``:
 
@@ -107,7 +107,7 @@ def _fit(wav: torch.Tensor, n: int) -> torch.Tensor:
 class SupervisedWaveformAugment(nn.Module):
     """One uniformly drawn augmentation per clip, as in the supervised ESC-50 baselines.
 
-    Defaults follow the report (METHODS.md §5.1).  Clips are grouped by their
+    Defaults follow the report (docs/methods.md §5.1).  Clips are grouped by their
     drawn option and each option runs batched on its sub-batch.  Options act on
     each clip's valid part; output samples at or beyond a clip's (new) length
     are zero.  Random draws, all on the CPU from ``generator``: the options

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from evalbench.bench import PARTS
 from evalbench.errors import EvalbenchError
+from evalbench.utils.console import say
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -104,5 +105,5 @@ def handle(args: argparse.Namespace) -> int:
             "figures": [f.as_dict() for f in figures],
         }
         atomic_write_json(args.json, record, allow_nan=False)
-        print(f"wrote {args.json}")
+        say(f"wrote {args.json}")
     return 0

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from evalbench.cli.common import add_dirs
 from evalbench.cli.data_import import add_import_parser
 from evalbench.errors import EvalbenchError
+from evalbench.utils.console import say
 
 if TYPE_CHECKING:
     from evalbench.specs.task import TaskSpec
@@ -87,7 +88,7 @@ def handle(args: argparse.Namespace) -> int:
 
         root = download_task(task, data_root, force=args.force)
         dataset = read_prepared(dataset_dir(task, data_root))
-        print(f"{task.name}: official layout in {root}")
+        say(f"{task.name}: official layout in {root}")
         state = "prepared"
     else:
         if getattr(args, "split_file", None) is not None:
@@ -96,7 +97,7 @@ def handle(args: argparse.Namespace) -> int:
             task = with_split_file(task, args.split_file)
         dataset, built = prepare(task, data_root, args.source, force=args.force)
         state = "prepared" if built else "already prepared (source unchanged; --force rebuilds)"
-    print(f"{task.name}: dataset '{task.dataset_name}' {state}: {len(dataset.metadata)} clips in {dataset.root}")
+    say(f"{task.name}: dataset '{task.dataset_name}' {state}: {len(dataset.metadata)} clips in {dataset.root}")
     print_exclusions(dataset.info.get("excluded", []))
     return 0
 
@@ -115,5 +116,5 @@ def _verify(task: TaskSpec, data_root: Path) -> int:
         print(tabulate(report.counts.reset_index(names="class"), headers="keys", showindex=False))
     if report.problems:
         raise EvalbenchError(f"{len(report.problems)} problem file(s) in {task.name}; see above")
-    print(f"{task.name}: all {report.n_files} files decode cleanly")
+    say(f"{task.name}: all {report.n_files} files decode cleanly")
     return 0

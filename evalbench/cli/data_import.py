@@ -17,6 +17,8 @@ import argparse
 import shlex
 from pathlib import Path
 
+from evalbench.utils.console import say
+
 EPILOG = r"""examples:
   evalbench data import ~/emotions --name emo
       ~/emotions/<label>/*.wav; a 70/10/20 split stratified by label
@@ -86,20 +88,20 @@ def handle(args: argparse.Namespace) -> int:
     counts = table[column].value_counts()
     order = sorted(counts.index, key=lambda v: ("train", "valid", "test").index(v) if column == "split" else v)
     groups = f", {table['group'].nunique()} groups" if "group" in table.columns else ""
-    print(f"imported '{done.name}' (version {done.version}): {len(table)} clips, {len(done.classes)} classes{groups}")
-    print(f"  classes:  {', '.join(done.classes[:12])}{', ...' if len(done.classes) > 12 else ''}")
-    print(f"  split:    {done.split_rule}")
+    say(f"imported '{done.name}' (version {done.version}): {len(table)} clips, {len(done.classes)} classes{groups}")
+    say(f"  classes:  {', '.join(done.classes[:12])}{', ...' if len(done.classes) > 12 else ''}")
+    say(f"  split:    {done.split_rule}")
     sizes = [f"fold {v}: {counts[v]}" if column == "fold" else f"{v} {counts[v]}" for v in order]
-    print(f"            {', '.join(sizes)}")
-    print(f"  clip:     {done.clip_seconds:g} s ({done.unit_rule})")
-    print(f"  dataset:  {done.dataset_dir} (metadata.csv; audio read in place)")
-    print(f"  task:     {done.spec_path} (valid)")
+    say(f"            {', '.join(sizes)}")
+    say(f"  clip:     {done.clip_seconds:g} s ({done.unit_rule})")
+    say(f"  dataset:  {done.dataset_dir} (metadata.csv; audio read in place)")
+    say(f"  task:     {done.spec_path} (valid)")
     for note in done.notes:
-        print(f"  note:     {note}")
+        say(f"  note:     {note}")
     command = ["evalbench", "run", "--encoder", "logmel", "--tasks", done.name]
     for flag, value in (("--tasks-dir", args.tasks_dir), ("--data-root", args.data_root)):
         if value:
             command += [flag, str(Path(value).expanduser().resolve())]
-    print("run it (logmel is the baseline; any encoder of `evalbench encoders list` works):")
-    print("  " + " ".join(shlex.quote(c) for c in command))
+    say("run it (logmel is the baseline; any encoder of `evalbench encoders list` works):")
+    say("  " + " ".join(shlex.quote(c) for c in command))
     return 0

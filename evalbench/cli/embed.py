@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalbench.cli.common import add_compute, add_dirs, add_extraction, resolve_pipeline_args
 from evalbench.errors import EvalbenchError
+from evalbench.utils.console import say
 
 if TYPE_CHECKING:  # torch-heavy modules are imported by the handler only (listing never imports torch)
     import numpy as np
@@ -112,5 +113,5 @@ def handle(args: argparse.Namespace) -> int:
             arrays: dict[str, Any] = {"embeddings": np.asarray(x, dtype=np.float32), **columns(data)}
             path = folder / f"{task.name}.npz"
             atomic_savez(path, arrays)
-            print(f"{spec.name} × {task.name}: wrote {path}: embeddings {x.shape} ({_provenance(stats)})")
+            say(f"{spec.name} × {task.name}: wrote {path}: embeddings {x.shape} ({_provenance(stats)})")
     return 0

@@ -1,7 +1,8 @@
 """``evalbench encoders list|show|validate|check``: the encoder catalog.
 
-``list``, ``show`` and ``validate`` never import torch.  ``check hear:<module>[:<weights>]``
-runs the HEAR conformance check (PROTOCOL.md §5) on a module, prints one
+``list``, ``show`` and ``validate`` never import torch (unless a spec names a
+one-file adapter, whose file they load).  ``check hear:<module>[:<weights>]``
+runs the HEAR conformance check (docs/protocol.md §5) on a module, prints one
 PASS / FAIL / WARN line per check, and exits with status 1 if any check fails.
 """
 
@@ -11,6 +12,7 @@ import argparse
 
 from evalbench.cli.common import add_catalog
 from evalbench.errors import EvalbenchError, SpecError
+from evalbench.utils.console import say
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check = actions.add_parser(
         "check",
         help="run the HEAR conformance check on hear:<module>[:<weights>]",
-        description="Run the HEAR conformance check (PROTOCOL.md §5) and print each check; exit 1 on a failure.",
+        description="Run the HEAR conformance check (docs/protocol.md §5) and print each check; exit 1 on a failure.",
     )
     check.add_argument("name", metavar="hear:MODULE[:WEIGHTS]")
     check.set_defaults(handler=handle)
@@ -87,5 +89,5 @@ def handle(args: argparse.Namespace) -> int:
     if errors:
         raise EvalbenchError(f"{len(errors)} invalid encoder spec(s); see above")
     where = ", ".join(str(d) for d in encoders_dir)
-    print(f"all encoder specs in {where} are valid" if not args.files else "all given specs are valid")
+    say(f"all encoder specs in {where} are valid" if not args.files else "all given specs are valid")
     return 0

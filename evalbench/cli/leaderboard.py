@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from evalbench.cli.common import add_dirs
+from evalbench.utils.console import say
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -61,5 +62,5 @@ def handle(args: argparse.Namespace) -> int:
         significance=args.significance,
     )
     for path in written:
-        print(f"wrote {path}")
+        say(f"wrote {path}")
     return 0

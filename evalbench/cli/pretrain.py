@@ -14,6 +14,7 @@ from pathlib import Path
 
 from evalbench.cli.common import add_dirs
 from evalbench.errors import EvalbenchError
+from evalbench.utils.console import say
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -113,5 +114,5 @@ def handle(args: argparse.Namespace) -> int:
 
         twin = result.name + TWIN_SUFFIX if (result.out_dir / INIT).is_file() else None
         pair = f"{result.name},{twin}" if twin else result.name
-        print(f"score it: evalbench run --encoder {pair} --tasks synth")
+        say(f"score it: evalbench run --encoder {pair} --tasks synth")
     return 0

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from evalbench.cli.common import add_compute, add_dirs, add_extraction, resolve_pipeline_args
 from evalbench.errors import EvalbenchError
+from evalbench.utils import console
+from evalbench.utils.console import say
 
 if TYPE_CHECKING:
     from evalbench.results.uptodate import Inputs
@@ -132,6 +134,9 @@ def _inputs(args: argparse.Namespace, encoders: list, tasks: list, data_root: Pa
     inputs = Inputs(trees=[str(d) for d in (*paths.task_dirs(args.tasks_dir), *paths.encoder_dirs(args.encoders_dir))])
     for spec in encoders:
         inputs.files += [str(p) for p in (spec.source_path, spec.checkpoint_path(), spec.trained_on_path()) if p]
+        external = spec.external_adapter()  # a one-file adapter may live outside every watched folder
+        if external is not None:
+            inputs.files.append(str(external.source))
     for task in tasks:
         inputs.files.append(task.source_path)
         inputs.add_dataset(dataset_dir(task, data_root))
@@ -147,10 +152,11 @@ def handle(args: argparse.Namespace) -> int:
         lines = uptodate.check(memo)
         if lines is not None:
             for encoder, task, path in lines:
-                print(f"{encoder} × {task}: up to date ({path}); --overwrite recomputes it")
+                say(f"{encoder} × {task}: up to date ({path}); --overwrite recomputes it")
+            pairs = [(encoder, task, "up to date", path) for encoder, task, path in lines]
             if args.profile:
-                print_profile([(encoder, task, "up to date", path) for encoder, task, path in lines])
-            print(SUMMARY.format(written=0, current=len(lines)))
+                print_profile(pairs)
+            print_summary(pairs)
             return 0
 
     from evalbench import paths
@@ -184,11 +190,41 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     if memo is not None and inputs is not None:
         uptodate.write(memo, before, inputs, [(o.encoder, o.task, str(o.path)) for o in outcomes])
+    pairs = [(o.encoder, o.task, o.status, o.path) for o in outcomes]
     if args.profile:
-        print_profile([(o.encoder, o.task, o.status, o.path) for o in outcomes])
-    written = sum(o.status == "written" for o in outcomes)
-    print(SUMMARY.format(written=written, current=len(outcomes) - written))
+        print_profile(pairs)
+    print_summary(pairs)
     return 0
+
+
+def print_summary(pairs: list[tuple[str, str, str, str | Path]]) -> None:
+    """The closing table of ``run``: each pair's primary test score, its 95 % interval and record status.
+
+    Read back from the records just written or found up to date (plain JSON: the up-to-date path stays
+    free of numpy and pandas).  Silent under ``--quiet``, like every status line.
+    """
+    import json
+
+    from tabulate import tabulate
+
+    if console.level() == "quiet":
+        return
+    rows = []
+    for encoder, task, status, path in pairs:
+        try:
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+            metric = record["task"]["primary_metric"]
+            score = record["scores"]["test"][metric]
+        except (OSError, ValueError, KeyError, TypeError):
+            rows.append([encoder, task, "—", None, None, None, status])
+            continue
+        ci = score.get("ci95") or {}
+        interval = f"[{ci['low']:.4f}, {ci['high']:.4f}]" if "low" in ci and "high" in ci else None
+        rows.append([encoder, task, metric, score.get("mean"), score.get("std"), interval, status])
+    headers = ["encoder", "task", "metric", "test", "± std (seeds)", "95% CI", "record"]
+    say(tabulate(rows, headers=headers, floatfmt=".4f", missingval="—"))
+    written = sum(status == "written" for *_, status, _ in pairs)
+    say(SUMMARY.format(written=written, current=len(pairs) - written))
 
 
 def print_profile(pairs: list[tuple[str, str, str, str | Path]]) -> None:

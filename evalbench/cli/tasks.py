@@ -8,6 +8,7 @@ from pathlib import Path
 from evalbench.cli.common import add_catalog, add_dirs
 from evalbench.errors import EvalbenchError, SpecError
 from evalbench.specs.catalog import Dirs
+from evalbench.utils.console import say
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -101,7 +102,7 @@ def handle(args: argparse.Namespace) -> int:
         from evalbench.data import catalog
 
         if args.write:
-            print(f"wrote {catalog.write(tasks_dir)}")
+            say(f"wrote {catalog.write(tasks_dir)}")
         else:
             print(catalog.render(tasks_dir), end="")
         return 0
@@ -151,5 +152,5 @@ def handle(args: argparse.Namespace) -> int:
     if errors:
         raise EvalbenchError(f"{len(errors)} invalid task/suite spec(s); see above")
     where = ", ".join(str(d) for d in tasks_dir)
-    print(f"all task and suite specs in {where} are valid" if not args.files else "all given specs are valid")
+    say(f"all task and suite specs in {where} are valid" if not args.files else "all given specs are valid")
     return 0

@@ -12,7 +12,7 @@ pass over the audio).  On-the-fly resampling is therefore not as fast, so
 every encoder after the first at a rate (and every second pass) reads the
 cached copy.
 
-Crop/pad (PROTOCOL.md §2.1 item 2, with the fix): a clip longer than the task's
+Crop/pad (docs/protocol.md §2.1 item 2, with the fix): a clip longer than the task's
 unit is cropped at the native rate by the task's policy (``start``, ``center``
 or a hash-seeded ``random`` start that is identical for every encoder and
 seed), then resampled; a shorter clip is zero-padded on the right and its valid

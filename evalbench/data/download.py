@@ -49,12 +49,11 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tqdm import tqdm
-
 from evalbench import __version__
 from evalbench.data.prepare import builder_for, prepare
 from evalbench.errors import DatasetNotReadyError, DownloadError, EvalbenchError
 from evalbench.specs.task import DownloadFile, SourceSpec, TaskSpec
+from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_file
 from evalbench.utils.io import atomic_write_json
 
@@ -300,7 +299,7 @@ def _stream(spec: DownloadFile, part: Path) -> None:
         received = 0
         with (
             open(part, mode) as fh,
-            tqdm(
+            progress(
                 total=total,
                 initial=offset,
                 unit="B",
@@ -308,7 +307,6 @@ def _stream(spec: DownloadFile, part: Path) -> None:
                 unit_divisor=1024,
                 desc=spec.name,
                 leave=False,
-                disable=None,
             ) as bar,
         ):
             while chunk := response.read(CHUNK):
@@ -437,11 +435,11 @@ def extract_archive(archive: Path, dest: Path) -> None:
                 for info in members:
                     is_link = stat.S_ISLNK(info.external_attr >> 16)
                     _check_member(archive, info.filename, zf.read(info).decode("utf-8", "replace") if is_link else None)
-                for info in tqdm(members, desc=f"extract {archive.name}", unit="file", leave=False, disable=None):
+                for info in progress(members, desc=f"extract {archive.name}", unit="file", leave=False):
                     zf.extract(info, dest)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive, "r:*") as tf:
-                for member in tqdm(tf, desc=f"extract {archive.name}", unit="file", leave=False, disable=None):
+                for member in progress(tf, desc=f"extract {archive.name}", unit="file", leave=False):
                     if member.isdev() or member.isfifo():
                         raise DownloadError(f"{archive}: unsafe archive member '{member.name}' (device or fifo)")
                     link = member.linkname if (member.issym() or member.islnk()) else None

@@ -5,7 +5,7 @@ Under ``<data_root>/<dataset>/``:
 - ``metadata.csv``: one row per clip with ``file_name`` (path relative to the
   audio root), ``label`` (multi-label: comma-joined), ``split`` (train / valid /
   test) and/or ``fold`` (1..k), optional ``group`` (source recording, speaker...)
-  and any extra columns the builder keeps (PROTOCOL.md §1.2 "flat form").
+  and any extra columns the builder keeps (docs/protocol.md §1.2 "flat form").
 - ``content.tsv``: the content index, one row per listed file with its size,
   modification time (ns) and the SHA-256 of its bytes, hashed once at prepare.
 - ``dataset.json``: written last, so its presence marks a complete preparation:
@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from evalbench import __version__
 from evalbench.errors import DataError
+from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_file, sha256_json, sha256_lines
 from evalbench.utils.io import atomic_write_json, atomic_write_text
 
@@ -81,7 +81,7 @@ def hash_files(audio_root: Path, files: list[str], desc: str) -> pd.DataFrame:
     paths = [Path(audio_root) / f for f in files]
     with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
         jobs = pool.map(_hash_one, paths)
-        rows = list(tqdm(jobs, total=len(paths), desc=desc, unit="file", leave=False, disable=None))
+        rows = list(progress(jobs, total=len(paths), desc=desc, unit="file", leave=False))
     frame = pd.DataFrame(rows, columns=["size", "mtime_ns", "sha256"])
     frame.insert(0, "file_name", list(files))
     return frame

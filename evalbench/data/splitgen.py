@@ -2,7 +2,7 @@
 
 Used where a split must be generated (CREMA-D by actor, VoxForge by upload
 folder, Surge by tone): never copied from another project's files
-(PROTOCOL.md preamble).  The rule, stated in each task spec:
+(docs/protocol.md preamble).  The rule, stated in each task spec:
 
 1. take the *sorted* unique group ids (actors, folders, tones);
 2. permute them with ``numpy.random.default_rng(seed)``;
@@ -11,7 +11,7 @@ folder, Surge by tone): never copied from another project's files
 
 With 91 CREMA-D actors and fractions 0.7 / 0.1 this gives 63 / 9 / 19 actors,
 and with 13,837 VoxForge folders and 0.7 / 0.15 it gives 9,685 / 2,075 / 2,077,
-the group counts of the reference splits (PROTOCOL.md §1.2), drawn without
+the group counts of the reference splits (docs/protocol.md §1.2), drawn without
 replacement and reproducibly.
 """
 

@@ -2,11 +2,11 @@
 
 Fixed-split tasks have one rotation: the official train, valid and test splits;
 the valid split is used only for early stopping and selection, never merged
-into training (PROTOCOL.md §2.3).
+into training (docs/protocol.md §2.3).
 
 k-fold tasks have k rotations: fold i is the test set.  Validation is either
 
-- ``holdout`` (default, evalbench's fix of PROTOCOL.md §4 flaw 3): a
+- ``holdout`` (default, evalbench's fix of docs/protocol.md §4 flaw 3): a
   class-stratified ``fraction`` of the remaining folds drawn *by group*, so no
   source recording sits on both sides, from an RNG seeded by (seed, fold)
   (regression tasks stratify by target decile bins computed on the remaining
@@ -111,7 +111,7 @@ RANDOM_FRACTION = 0.1  # and its validation share, whatever the task declares
 
 
 def random_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """The reference harness's validation draw from a pool (PROTOCOL.md §2.3), as a boolean mask.
+    """The reference harness's validation draw from a pool (docs/protocol.md §2.3), as a boolean mask.
 
     ``round(fraction · n)`` clips drawn uniformly, ignoring groups and classes,
     redrawn up to :data:`RANDOM_TRIES` times until every class present in the

@@ -38,13 +38,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm import tqdm
 
 from evalbench.data import synth_sounds as S
 from evalbench.data.builders import BuildOutput, DatasetBuilder
 from evalbench.errors import SpecError
 from evalbench.specs.fields import parse, to_dict
 from evalbench.specs.task import TaskSpec
+from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
 
 GENERATOR_VERSION = 1
@@ -276,7 +276,7 @@ class SyntheticBuilder(DatasetBuilder):
         audio_dir = dest / "audio"
         audio_dir.mkdir(parents=True, exist_ok=True)
         rows = []
-        for i in tqdm(range(total), desc=f"generate {task.name}", unit="clip", leave=False, disable=None):
+        for i in progress(range(total), desc=f"generate {task.name}", unit="clip", leave=False):
             clip = makers[opts.kind](i, np.random.default_rng([opts.seed, KIND_CODE[opts.kind], i]))
             name = f"{opts.kind}_{i:05d}.wav"
             tmp = audio_dir / f".tmp-{name}"

@@ -1,6 +1,6 @@
 """A task's view of its prepared dataset: files, encoded labels, splits, groups.
 
-Labels are encoded once against the task's fixed class vocabulary (PROTOCOL.md
+Labels are encoded once against the task's fixed class vocabulary (docs/protocol.md
 §4, flaws 1 and 2): single-label and binary tasks give integer labels of shape
 ``(n,)`` (a binary task is two classes, the second positive); multi-label tasks
 give a multi-hot ``(n, C)`` matrix; regression tasks give float64 targets

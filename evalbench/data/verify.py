@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from evalbench.data.audio import content_problem, decode
 from evalbench.data.prepare import open_task_data
 from evalbench.data.task_data import TaskData
 from evalbench.errors import AudioDecodeError
 from evalbench.specs.task import TaskSpec
+from evalbench.utils.console import progress
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,12 @@ def verify_task(task: TaskSpec, data_root: Path, threads: int = 4) -> VerifyRepo
     lo, hi = task.dataset.min_seconds, task.dataset.max_seconds
     with ThreadPoolExecutor(max_workers=threads) as pool:
         results = list(
-            tqdm(
+            progress(
                 pool.map(lambda p: check_file(p, lo, hi), paths),
                 total=len(paths),
                 desc=f"verify {task.name}",
                 unit="file",
                 leave=False,
-                disable=None,
             )
         )
     return VerifyReport(

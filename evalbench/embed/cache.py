@@ -2,7 +2,7 @@
 
 One entry per (encoder, task, part, key), where a part is a split
 (train/valid/test) or a fold.  The key hashes everything upstream of the probe
-and nothing else (PROTOCOL.md §4, flaw 5): adapter, adapter code version,
+and nothing else (docs/protocol.md §4, flaw 5): adapter, adapter code version,
 adapter options, pooling, checkpoint *content* hash, what the input statistics
 were fitted from, task name and version, the content hash of every clip of the
 part, and the audio preprocessing (rate, unit, crop policy and seed).  Probe
@@ -101,6 +101,7 @@ class EmbeddingCache:
         key = self.key(payload)
         npy, manifest = self.paths(encoder, task, part, key)
         if not manifest.is_file():
+            log.debug("cache miss %s/%s/%s (key %s)", encoder, task, part, key[:16])
             return None
         try:
             meta = json.loads(manifest.read_text(encoding="utf-8"))
@@ -116,6 +117,7 @@ class EmbeddingCache:
         except (OSError, ValueError, KeyError) as exc:
             log.warning("cache entry %s is not usable (%s); recomputing it", npy, exc)
             return None
+        log.debug("cache hit %s/%s/%s: %s %s", encoder, task, part, tuple(array.shape), npy)
         return array
 
     def store(
@@ -151,6 +153,7 @@ class EmbeddingCache:
                 "payload": payload,
             },
         )
+        log.debug("cache write %s/%s/%s: %s %s", encoder, task, part, tuple(array.shape), npy)
         return npy
 
     def remove(self, encoder: str, task: str, part: str, payload: dict[str, Any]) -> None:
@@ -182,3 +185,4 @@ class EmbeddingCache:
             raise EvalbenchError(f"refusing to cache a non-finite fitted state {state} for {encoder}/{task}")
         key = self.key(payload)
         atomic_write_json(self._state_path(encoder, task, key), {"key": key, "payload": payload, "state": state})
+        log.debug("fitted state of %s on %s cached: %s", encoder, task, state)

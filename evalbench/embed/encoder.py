@@ -1,7 +1,8 @@
 """An encoder spec made runnable: its checkpoint verified, its adapter built, its identity known.
 
 The identity (:meth:`LoadedEncoder.identity`) is what every cache key and run
-record carries: the spec's options, the adapter's code ``VERSION``, the
+record carries: the spec's options, the adapter's code ``VERSION`` (for an
+adapter in the user's own file, also that file's SHA-256), the
 checkpoint's SHA-256 and, for adapters fitted on task audio, what they were
 fitted from; and, when it is not float32 on CPU, the device type and
 precision (:mod:`evalbench.utils.precision`).  :meth:`LoadedEncoder.pooled`
@@ -24,7 +25,7 @@ from evalbench.adapters.base import Encoder, Frames
 from evalbench.adapters.checkpoints import IGNORED_OPTIONS, KeyMismatch, build_unloaded, matching, read_checkpoint
 from evalbench.adapters.pooling import pooled_dim
 from evalbench.errors import EvalbenchError
-from evalbench.registry import ADAPTERS, POOLINGS
+from evalbench.registry import POOLINGS
 from evalbench.specs.catalog import Dirs
 from evalbench.specs.checkpoint_flag import from_checkpoint_flag
 from evalbench.specs.encoder import EncoderSpec, pretrained_alternatives, same_adapter_specs
@@ -165,7 +166,7 @@ def static_identity(
     """
     return {
         **spec.config_for_fingerprint(),
-        "adapter_version": ADAPTERS.get(spec.adapter).VERSION,
+        "adapter_version": spec.adapter_version(),  # an external adapter's also hashes its source file
         "checkpoint_sha256": checkpoint_sha256,
         **(compute or {}),
     }
@@ -217,7 +218,7 @@ def load_encoder_model(
     """
     digest = checkpoint_sha256 if checkpoint_sha256 is not None else verify_checkpoint(spec)
     path = spec.checkpoint_path()
-    adapter = ADAPTERS.get(spec.adapter)
+    adapter = spec.adapter_class()
     try:
         model = adapter.from_options(spec.typed_options(), path)
     except EvalbenchError as exc:
@@ -279,7 +280,7 @@ def checkpoint_matches(
     """
     read = read if read is not None else read_checkpoint(path)
     candidates = same_adapter_specs(spec, encoders_dir)
-    adapter = ADAPTERS.get(spec.adapter)
+    adapter = spec.adapter_class()
     groups: dict[str, list[EncoderSpec]] = {}
     for other in candidates:
         groups.setdefault(_option_key(other.typed_options()), []).append(other)

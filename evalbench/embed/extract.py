@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from evalbench.data.audio import RESAMPLE_METHOD
 from evalbench.data.task_data import TaskData
@@ -36,6 +35,7 @@ from evalbench.embed.shard import embed_part_sharded
 from evalbench.errors import EvalbenchError
 from evalbench.presets import EmbeddingRecipe
 from evalbench.pretrain.distributed import DistEnv, barrier
+from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
 from evalbench.utils.memory import fix_mmap_threshold
 
@@ -63,7 +63,7 @@ def embed_rows(
     dataset = ClipDataset(data, rows, enc.model.sample_rate, audio_cache, crop)
     loader = clip_batches(dataset, batch_size, workers, timings, enc.device.type == "cuda")
     total = -(-len(rows) // batch_size)
-    for wav, lengths in tqdm(loader, total=total, desc=desc, unit="batch", leave=False, disable=None):
+    for wav, lengths in progress(loader, total=total, desc=desc, unit="batch", leave=False):
         wav, lengths = wav.to(enc.device, non_blocking=True), lengths.to(enc.device, non_blocking=True)
         enc.verify_precision(wav, lengths, data.task.name)
         pooled = enc.pooled(wav, lengths, mask_padding, timings).cpu().numpy()

@@ -3,7 +3,7 @@
 BYOL-A (Niizumi et al., IJCNN 2021; TASLP 2023) and the MSN-audio port
 normalise their log-mel input with a scalar mean and standard deviation fitted
 on the downstream task's training clips; EVAR fits them on at most 5,000 clips
-(PROTOCOL.md §2.1 item 3, METHODS.md §1.2).  The rows, their crop and the
+(docs/protocol.md §2.1 item 3, docs/methods.md §1.2).  The rows, their crop and the
 cache key of the fitted state are chosen by :func:`plan_fit`, before any audio
 is read.
 
@@ -36,16 +36,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.embed.encoder import LoadedEncoder, static_identity
 from evalbench.embed.loader import ClipDataset, clip_batches
 from evalbench.errors import EvalbenchError
+from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
 
-FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (PROTOCOL.md §2.1)
+FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (docs/protocol.md §2.1)
 FEATURE_BUDGET_BYTES = 2 * 1024**3
 """Front-end features the fused pass keeps on disk, summed over kept parts.
 
@@ -250,7 +250,7 @@ class _FusedPass:
         enc, pos = self.enc, 0
         dataset = ClipDataset(self.data, rows, enc.model.sample_rate, self.audio, crop)
         desc = f"{enc.spec.name}/{self.data.task.name} (fit + features)"
-        with tqdm(total=-(-len(rows) // self.batch_size), desc=desc, unit="batch", leave=False, disable=None) as bar:
+        with progress(total=-(-len(rows) // self.batch_size), desc=desc, unit="batch", leave=False) as bar:
             pin = enc.device.type == "cuda"
             for wav, lengths in clip_batches(dataset, self.batch_size, self.workers, self.timings, pin):
                 wav, lengths = wav.to(enc.device, non_blocking=True), lengths.to(enc.device, non_blocking=True)

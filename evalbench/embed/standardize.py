@@ -2,9 +2,9 @@
 
 z = (x − mean) / std with mean and std of each embedding dimension computed on
 the training rows of the current rotation, then applied unchanged to validation
-and test (PROTOCOL.md §2.2).  A constant dimension gets std 1 (it becomes 0).
+and test (docs/protocol.md §2.2).  A constant dimension gets std 1 (it becomes 0).
 HEAR's MLP protocol feeds embeddings as the encoder returns them
-(PROTOCOL.md §3): ``enabled=False`` keeps the interface and changes nothing.
+(docs/protocol.md §3): ``enabled=False`` keeps the interface and changes nothing.
 Follows the scikit-learn estimator conventions: hyperparameters in
 ``__init__``, learned state in trailing-underscore attributes set by ``fit``.
 """

@@ -1,7 +1,7 @@
 """evalbench encoders as a HEAR-API module: ``evalbench.hear``.
 
 Any encoder spec, or what ``evalbench pretrain`` produced, can be scored by
-hear-eval-kit or any other harness that loads HEAR modules (PROTOCOL.md §5;
+hear-eval-kit or any other harness that loads HEAR modules (docs/protocol.md §5;
 Turian et al., "HEAR: Holistic Evaluation of Audio Representations", 2022)::
 
     import evalbench.hear as hear

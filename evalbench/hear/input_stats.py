@@ -50,9 +50,7 @@ log = logging.getLogger(__package__)  # "evalbench.hear", the logger name the pa
 
 def _fits(spec: Any) -> bool:
     """The spec's adapter fits input statistics on training audio (before options fix them)."""
-    from evalbench.registry import ADAPTERS
-
-    return bool(getattr(ADAPTERS.get(spec.adapter), "needs_fit", False))
+    return bool(getattr(spec.adapter_class(), "needs_fit", False))
 
 
 def pretrain_statistics(spec: Any) -> dict[str, float] | None:

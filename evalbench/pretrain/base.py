@@ -28,9 +28,9 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from evalbench.specs.recipe import Recipe, ScheduleSpec, TrainSpec
+from evalbench.utils.console import progress
 
 
 @dataclass(frozen=True)
@@ -304,7 +304,9 @@ def train_steps(
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     params = [p for p in method.parameters() if p.requires_grad]
     began = time.perf_counter()
-    bar = tqdm(total=total, initial=start, desc=desc, unit="step", disable=None if show else True, dynamic_ncols=True)
+    bar = progress(
+        total=total, initial=start, desc=desc, unit="step", disable=None if show else True, dynamic_ncols=True
+    )
     step = start
     try:
         while step < total:

@@ -1,7 +1,7 @@
 """CLAR: Contrastive Learning of Auditory Representations (Al-Tahan & Mohsenzadeh, AISTATS 2021).
 
 SimCLR (Chen et al., ICML 2020) for 16 kHz audio plus an optional supervised
-term trained at the same time (METHODS.md §3), on the ``clar`` adapter's own
+term trained at the same time (docs/methods.md §3), on the ``clar`` adapter's own
 networks (:func:`evalbench.adapters.clar.build_network`), so the exported file
 loads into ``evalbench run --encoder <name>`` with no conversion:
 
@@ -39,7 +39,7 @@ its own ``resnet18_1D``); the heads start from PyTorch's defaults.
 NOTE (official code): the sc09 semi-supervised dataset keeps only the labelled
 subset (it drops the unlabelled clips), the NSynth one masks labels with −1 as
 here, and batches are shuffled, so the labelled share varies from batch to
-batch; here every task masks, and the share is fixed per batch (METHODS.md §3.3).
+batch; here every task masks, and the share is fixed per batch (docs/methods.md §3.3).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def clar_loss(
     labels: torch.Tensor,
     tau: float = 0.5,
 ) -> torch.Tensor:
-    """CLAR's objective ``NT-Xent(z₁, z₂) + CE(ŷ₁, y) + CE(ŷ₂, y)`` (METHODS.md §3.3, the official ``shared_step``).
+    """CLAR's objective ``NT-Xent(z₁, z₂) + CE(ŷ₁, y) + CE(ŷ₂, y)`` (docs/methods.md §3.3; official ``shared_step``).
 
     Args:
         z1: ``(N, D)`` projections of the first views (NT-Xent normalises them).

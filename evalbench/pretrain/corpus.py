@@ -4,9 +4,9 @@ Three sources, each a :class:`PretrainCorpus` (a root folder, its sorted audio
 files and the SHA-256 of each file's bytes):
 
 - :func:`folder_corpus`: every audio file below a folder, as BYOL-A pretrains
-  on a folder of clips (AudioSet in Niizumi et al., "BYOL for Audio:
+  on a folder of clips (AudioSet in both Niizumi et al., "BYOL for Audio:
   Self-Supervised Learning for General-Purpose Audio Representation", IJCNN
-  2021; FSD50K in the v2 paper, TASLP 2023).
+  2021, and the v2 paper, TASLP 2023; FSD50K only in a v1 ablation).
 - :func:`task_corpus`: the training portion of a prepared evaluation task,
   never its validation or test clips (fixed splits) and never the held-out
   fold (k-fold tasks), so that a pretrain-then-probe run does not see its own
@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from evalbench.data import synthetic as synth
 from evalbench.data.metadata import MISSING, hash_files
@@ -40,6 +39,7 @@ from evalbench.data.prepare import open_task_data
 from evalbench.data.task_data import TaskData
 from evalbench.errors import DataError, EvalbenchError
 from evalbench.specs.task import TaskSpec
+from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_lines
 from evalbench.utils.io import atomic_write_json
 
@@ -250,7 +250,7 @@ def embedded_corpus(
     (folder / MARKER).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     n = round(seconds * sample_rate)
-    for i in tqdm(range(n_clips), desc="generate pretraining corpus", unit="clip", leave=False, disable=None):
+    for i in progress(range(n_clips), desc="generate pretraining corpus", unit="clip", leave=False):
         dest = folder / files[i]
         if overwrite or not dest.is_file():
             tmp = folder / f".tmp-{os.getpid()}-{files[i]}"

@@ -36,11 +36,11 @@ class MLPHead(nn.Sequential):
         )
 
 
-CLAR_HIDDEN, CLAR_OUT = 512, 128  # Al-Tahan & Mohsenzadeh, AISTATS 2021 (METHODS.md §3.3) and the official code
+CLAR_HIDDEN, CLAR_OUT = 512, 128  # Al-Tahan & Mohsenzadeh, AISTATS 2021 (docs/methods.md §3.3) and the official code
 
 
 class ClarProjectionHead(nn.Sequential):
-    """CLAR's self-supervised-only projector (METHODS.md §3.3, the official ``models.Projection``).
+    """CLAR's self-supervised-only projector (docs/methods.md §3.3, the official ``models.Projection``).
 
     ``Linear(d → 512) → BN → ReLU → Linear(512 → 512) → BN → ReLU → Linear(512 → 128, no bias)``;
     NT-Xent normalises its output.
@@ -67,7 +67,7 @@ class ClarSemiSupervisedProjection(nn.Sequential):
     """CLAR's projector when it trains with labels: ``Linear(d → 512) → BN → ReLU → Linear(512 → 128)`` = z.
 
     The contrastive loss uses normalise(z); :class:`ClarClassifier` reads the
-    un-normalised z (METHODS.md §3.3, the official ``semi_supervised.Projection``).
+    un-normalised z (docs/methods.md §3.3, the official ``semi_supervised.Projection``).
 
     Args:
         in_dim: Encoder width (512).
@@ -99,7 +99,7 @@ class MSNProjector(nn.Sequential):
 
     Maps the [CLS] token (768 for ViT-B) through two 2048-wide hidden layers to
     the 256-d space of the prototypes; MSN has no predictor head (Assran et
-    al., ECCV 2022, App. C; METHODS.md §2.1).
+    al., ECCV 2022, App. C; docs/methods.md §2.1).
 
     Args:
         in_dim: Token width of the backbone.

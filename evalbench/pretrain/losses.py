@@ -144,7 +144,7 @@ def msn_loss(
             ``[view 0 of the batch; view 1; ...]``.
         targets: ``(B, D)`` target projections (detached here).
         prototypes: ``(K, D)`` learnable prototypes.  Pass the ``nn.Parameter``
-            itself: a detached copy (e.g. ``.data``) never learns (METHODS.md §2.6, pitfall 1).
+            itself: a detached copy (e.g. ``.data``) never learns (docs/methods.md §2.6, pitfall 1).
         temperature: τ of both softmaxes.
         sharpen_temperature: T of :func:`sharpen`.
         me_max_weight: λ.

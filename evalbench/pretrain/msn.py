@@ -1,6 +1,6 @@
 """MSN: Masked Siamese Networks (Assran et al., ECCV 2022) on log-mels, the "msn-audio" recipe.
 
-METHODS.md §2.5 with the fidelity pitfalls of §2.6, on the ``msn`` adapter's
+docs/methods.md §2.5 with the fidelity pitfalls of §2.6, on the ``msn`` adapter's
 own network (:func:`evalbench.adapters.msn.build_backbone`: torchvision's
 ViT-B/32 with a 1→3-channel 1×1 conv stem), so the exported target backbone
 loads into ``evalbench run --encoder <name>`` with no conversion:
@@ -18,7 +18,7 @@ loads into ``evalbench run --encoder <name>`` with no conversion:
    stretched into the square.  All views of a step are then standardised
    together with one scalar mean and std (``view_norm: batch``).  NOTE:
    MSN-audio normalised each view with running statistics frozen after its
-   first batches (METHODS.md §2.4); BYOL-A v2's batch post-normalisation
+   first batches (docs/methods.md §2.4); BYOL-A v2's batch post-normalisation
    (§1.2), extended to every view of the step, is the stateless equivalent.
 3. Patch drop (:func:`~evalbench.augment.views.patch_keep`) on the 224
    anchor only, ratio ``mask_ratio`` 0.3 (MSN's ratio for ViT-B, §2.2; the
@@ -120,7 +120,7 @@ class MsnRecipeOptions:
         ema_start: EMA momentum at the first step (0.996).
         ema_schedule: ``linear`` to 1.0 over ``ema_span`` × the run (MSN) or ``constant`` (MSN-audio).
         ema_span: Length of the linear schedule in runs (1.25: the end value is never reached).
-        frontend: Log-mel front end (BYOL-A's, METHODS.md §1.1).
+        frontend: Log-mel front end (BYOL-A's, docs/methods.md §1.1).
         unit_seconds: Training crop (0.95 s → 96 frames).
         norm_clips: Crops for the pre-normalisation statistics (BYOL-A v2: 10,000).
         mixup_alpha: Mixup λ ~ U(0, α) (BYOL-A v2 and MSN-audio: 0.2).

@@ -55,6 +55,7 @@ from evalbench.pretrain.distributed import (
 from evalbench.pretrain.export import INIT, TWIN_SUFFIX, export_encoder, export_initial
 from evalbench.pretrain.state import check_compatible, load_state, rng_states, save_state, set_rng_states
 from evalbench.specs.recipe import Recipe, resolve_recipe
+from evalbench.utils.console import say
 from evalbench.utils.device import resolve_device
 
 STATE = "state.pt"
@@ -185,7 +186,7 @@ def prepare_method(method: Any, dataset: Any, n_files: int, seed: int, workers: 
     return method.prepare(iter(loader))
 
 
-def pretrain(job: PretrainJob, log: Callable[[str], None] = print) -> PretrainResult:
+def pretrain(job: PretrainJob, log: Callable[[str], None] = say) -> PretrainResult:
     """Run (or resume) one pretraining job; see the module docstring.
 
     Under torchrun every rank calls this; rank 0 logs, checkpoints and registers

@@ -8,7 +8,7 @@ v2's L-BFGS to an absolute gradient tolerance, kept to reproduce v2 records.
 ``solver="adam"`` (the default of the class, the reference harness's
 algorithm) is described below.
 
-Adam protocol (PROTOCOL.md §2.2, the reference linear evaluation, with evalbench's
+Adam protocol (docs/protocol.md §2.2, the reference linear evaluation, with evalbench's
 fixes): PyTorch-default initialisation; standard mean cross-entropy for single
 and binary tasks (a binary task has 2 logits and integer labels, never a
 one-column binarised label, flaw 1) and BCE-with-logits for multi-label; Adam

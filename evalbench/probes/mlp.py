@@ -1,6 +1,6 @@
 """The MLP probe: HEAR's network and schedule, its grid or an Optuna search, many candidates trained at once.
 
-Protocol (PROTOCOL.md §3, hear-eval-kit's "predictions" protocol): per hidden
+Protocol (docs/protocol.md §3, hear-eval-kit's "predictions" protocol): per hidden
 layer ``Linear(·, width) → BatchNorm1d → Dropout → ReLU``, then
 ``Linear(·, C)`` (:mod:`evalbench.probes.mlp_net`); softmax cross-entropy for
 single-label and binary tasks (2 logits, integer labels), BCE-with-logits for

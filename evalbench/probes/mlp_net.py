@@ -7,7 +7,7 @@ they are held as *stacked* tensors whose first axis is the candidate, and one
 forward pass is one matrix product per layer for all candidates (the first
 layer's over the shared input, ``torch.baddbmm`` for later layers).  The
 computation of candidate ``k`` is exactly that of the network HEAR's
-hear-eval-kit builds (PROTOCOL.md §3), ``torch.nn.Sequential`` of, per hidden
+hear-eval-kit builds (docs/protocol.md §3), ``torch.nn.Sequential`` of, per hidden
 layer, ``Linear → BatchNorm1d → Dropout → ReLU``, then ``Linear(·, C)``:
 
 - **BatchNorm1d**, per candidate and feature: in training the batch mean and

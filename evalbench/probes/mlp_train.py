@@ -1,6 +1,6 @@
 """Train one group of same-shape MLP candidates together, with early stopping per candidate.
 
-The training schedule is HEAR's (hear-eval-kit, PROTOCOL.md §3): Adam, batch
+The training schedule is HEAR's (hear-eval-kit, docs/protocol.md §3): Adam, batch
 1024, at most 500 epochs, a validation check every 3 epochs (and after the last
 epoch), early stopping after 20 checks without improvement of the task's
 primary metric on validation (not the loss), and the weights of the best check

@@ -6,7 +6,7 @@ nor reproduce it.  So published numbers are kept out of the run records (nothing
 under ``results/<encoder>/`` is hand-written), are validated on their own, and
 are rendered in their own section per published protocol, labelled as
 published, with no average column: a published number never enters, and is
-never ranked against, an evalbench suite average.  PROTOCOL.md §6 allows a
+never ranked against, an evalbench suite average.  docs/protocol.md §6 allows a
 comparison only between scores of the same protocol; the section heading names
 the protocol so a reader can check.
 
@@ -239,7 +239,7 @@ def render_published(published: pd.DataFrame) -> str:
             f"Copied from the cited publications ({files}), not computed by evalbench: each cell is the score as "
             "published, in percent, with ± std only where the source prints one. These numbers are never averaged "
             "and never enter evalbench's averages or rankings; an evalbench score is comparable with them only if "
-            "it was produced under this same protocol, unit, split and pooling (PROTOCOL.md §6).\n"
+            "it was produced under this same protocol, unit, split and pooling (docs/protocol.md §6).\n"
             f"\n### Published `{protocol}` ({_runs(sub)})\n\n{table}\n\nModels:\n\n"
         )
         parts.append("".join(f"- `{m}`: {sub.model_description[sub.model == m].iloc[0]}\n" for m in models))

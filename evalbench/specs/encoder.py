@@ -1,10 +1,13 @@
 """Encoder specs: one YAML per checkpoint in ``encoders/``.
 
 An encoder spec names the adapter (code, registered in
-:data:`evalbench.registry.ADAPTERS`), its options (validated by the adapter's
+:data:`evalbench.registry.ADAPTERS`, or a class in the user's own file or module,
+``adapter: ./my_adapter.py:MyEncoder`` / ``some.module:MyEncoder``, see
+:mod:`evalbench.adapters.external`), its options (validated by the adapter's
 option dataclass), the pooling step that turns frame embeddings into one clip
 vector, and optionally a checkpoint file.  Checkpoints are data: the file's
-content hash, not its path, enters the cache key and the run record.
+content hash, not its path, enters the cache key and the run record; so does an
+external adapter's source file.
 
 Two ways to name an encoder without writing YAML (see :func:`resolve_encoders`):
 
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evalbench import paths
+from evalbench.adapters.external import ExternalAdapter, check_reference, is_external, load_external
 from evalbench.adapters.options.hear import (
     hear_encoder_name,
     is_hear_name,
@@ -32,7 +36,7 @@ from evalbench.adapters.options.hear import (
     safe_stem,
 )
 from evalbench.errors import EvalbenchError, SpecError, UnknownNameError
-from evalbench.registry import ADAPTER_OPTIONS, ADAPTERS, POOLINGS
+from evalbench.registry import ADAPTER_OPTIONS, ADAPTERS, POOLINGS, suggestion
 from evalbench.specs.catalog import Dirs, as_dirs, find_spec, spec_map
 from evalbench.specs.fields import parse, to_dict
 from evalbench.specs.yaml_io import load_yaml, spec_hash
@@ -72,7 +76,10 @@ class EncoderSpec:
 
     Attributes:
         name: Encoder name (equals the file name).
-        adapter: Registered adapter implementing the encoder protocol.
+        adapter: Registered adapter implementing the encoder protocol, or
+            ``<file.py or module>:<ClassName>`` naming one outside the package
+            (:mod:`evalbench.adapters.external`; a relative file is resolved
+            against the YAML's folder).
         description: One line for listings.
         pooling: Registered pooling from frames to one clip vector.
         options: Adapter options (validated by the adapter's option dataclass).
@@ -96,12 +103,16 @@ class EncoderSpec:
     sha256: str = field(default="", metadata=_INTERNAL)
 
     def __post_init__(self) -> None:
-        for key, registry, value in (
-            ("adapter", ADAPTERS, self.adapter),
-            ("pooling", POOLINGS, self.pooling),
-        ):
-            if value not in registry:
-                raise ValueError(f"{key}: {registry.unknown(value)}")
+        if is_external(self.adapter):
+            check_reference(self.adapter)  # syntax only: the file is resolved once the YAML's folder is known
+        elif self.adapter not in ADAPTERS:
+            names = ADAPTERS.names()
+            known = f"known: {', '.join(names)}; or name your own class as 'my_adapter.py:ClassName'"
+            raise ValueError(
+                f"adapter: unknown {ADAPTERS.kind} '{self.adapter}'; {suggestion(self.adapter, names, known)}"
+            )
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling: {POOLINGS.unknown(self.pooling)}")
         if self.adapter == "hear" and self.options.get("weights") and self.checkpoint is None:
             raise ValueError(
                 "options.weights: give the weights file as 'checkpoint: {path: ...}' instead, "
@@ -109,8 +120,52 @@ class EncoderSpec:
             )
 
     def typed_options(self) -> Any:
-        """The adapter's option dataclass filled from ``options`` (validated)."""
+        """The adapter's option dataclass filled from ``options`` (validated).
+
+        An external adapter without an ``Options`` dataclass gets a plain dict.
+        """
+        external = self.external_adapter()
+        if external is not None:
+            return external.parse_options(self.options, self.source_path or self.name)
         return parse(ADAPTER_OPTIONS.get(self.adapter), self.options, self.source_path or self.name, "options")
+
+    def _adapter_dir(self) -> Path:
+        """The folder a relative adapter file is resolved against: the YAML's (the working folder without one)."""
+        return Path(self.source_path).parent if self.source_path else Path.cwd()
+
+    def external_adapter(self) -> ExternalAdapter | None:
+        """The loaded class of an ``adapter: <file or module>:<class>`` (None for a registered adapter).
+
+        Loading executes the user's file (:func:`~evalbench.adapters.external.load_external`).
+
+        Raises:
+            ExternalAdapterError: The file, module or class is missing or unusable.
+        """
+        if not is_external(self.adapter):
+            return None
+        return load_external(self.adapter, self._adapter_dir(), self.source_path or self.name)
+
+    def adapter_class(self) -> type:
+        """The adapter class (imports it, hence torch)."""
+        external = self.external_adapter()
+        return external.cls if external is not None else ADAPTERS.get(self.adapter)
+
+    def adapter_version(self) -> Any:
+        """The adapter's code version for the cache key.
+
+        A registered adapter's ``VERSION``; for an external one, its ``VERSION``
+        and the SHA-256 of its source file
+        (:meth:`~evalbench.adapters.external.ExternalAdapter.identity`), so an
+        edit of the file invalidates cached embeddings and records.
+        """
+        external = self.external_adapter()
+        return external.identity() if external is not None else ADAPTERS.get(self.adapter).VERSION
+
+    def adapter_key(self) -> str:
+        """What tells specs' adapters apart without loading them: the registered name, or resolved file and class."""
+        if not is_external(self.adapter):
+            return self.adapter
+        return check_reference(self.adapter).key(self._adapter_dir())
 
     def checkpoint_path(self) -> Path | None:
         """Absolute checkpoint path; a relative one is resolved against the YAML's folder.
@@ -148,11 +203,14 @@ class EncoderSpec:
 
         Option classes with an ``identity()`` method decide their own part
         (the ``hear`` options swap the weights path for the module version).
+        An external adapter enters as ``external:<ClassName>``, not by its path:
+        its code is identified by :meth:`adapter_version` (file content hash).
         """
         options = self.typed_options()
         identity = getattr(options, "identity", None)
+        external = self.external_adapter()
         return {
-            "adapter": self.adapter,
+            "adapter": self.adapter if external is None else f"external:{external.cls.__qualname__}",
             "pooling": self.pooling,
             "options": identity() if callable(identity) else to_dict(options),
         }
@@ -164,7 +222,12 @@ def encoder_files(encoders_dir: Dirs) -> list[Path]:
 
 
 def parse_encoder_file(path: Path) -> EncoderSpec:
-    """Parse and validate one encoder YAML file, including its adapter options."""
+    """Parse and validate one encoder YAML file, including its adapter options.
+
+    An ``adapter: <file or module>:<class>`` is loaded here (the user's file is
+    executed: they named it in their own YAML), so a missing file or class, an
+    import error or a class that is not an ``Encoder`` is reported with the spec.
+    """
     data = load_yaml(path)
     spec = parse(EncoderSpec, data, str(path))
     if spec.name != path.stem:
@@ -279,7 +342,7 @@ def same_adapter_specs(spec: EncoderSpec, encoders_dir: Dirs | None = None) -> l
             other = parse_encoder_file(path)
         except EvalbenchError:
             continue
-        if other.adapter == spec.adapter:
+        if other.adapter_key() == spec.adapter_key():
             out.append(other)
     return out
 
@@ -306,7 +369,7 @@ def pretrained_alternatives(spec: EncoderSpec, encoders_dir: Dirs | None = None)
         trained = other.pretrain and not other.pretrain.get("twin_of")  # a step-0 twin is not a trained checkpoint
         weights = other.checkpoint_path()
         exists = weights is not None and weights.is_file()
-        if other.adapter == spec.adapter and trained and other.name != spec.name and exists:
+        if other.adapter_key() == spec.adapter_key() and trained and other.name != spec.name and exists:
             found.append((str(other.pretrain.get("created", "")), other.name, other))
     return [other for _, _, other in sorted(found, key=lambda t: (t[0], t[1]), reverse=True)]
 

@@ -149,7 +149,7 @@ class AudioSpec:
 
     Every clip is converted to mono, resampled to the encoder's rate and cropped
     or zero-padded on the right to ``clip_seconds`` (the "unit" of the
-    reference linear protocol, PROTOCOL.md §2.1).  Padding is masked out of
+    reference linear protocol, docs/protocol.md §2.1).  Padding is masked out of
     pooling.  Crop policies for clips longer than the unit: ``start`` keeps
     the first ``clip_seconds`` (the reference harness's test-time policy),
     ``center`` the middle, ``random`` a start drawn from a hash of the file name
@@ -222,7 +222,7 @@ class ValidationSpec:
     ``official``: the dataset's own valid split (fixed-split tasks).
     ``holdout``: a class-stratified ``fraction`` of the training folds, grouped so
     that no source recording sits on both sides, drawn per fold and seed
-    (evalbench's fix of the reference harness, PROTOCOL.md §2.3).
+    (evalbench's fix of the reference harness, docs/protocol.md §2.3).
     ``next_fold``: HEAR's rule, validation = fold i+1 (mod k).
 
     An unstated rule is the split type's default (:data:`DEFAULT_RULES`),

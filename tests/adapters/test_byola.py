@@ -74,7 +74,7 @@ def test_official_key_layout() -> None:
 
 @pytest.mark.parametrize(("version", "d"), CONFIGS)
 def test_output_shapes_on_the_training_unit(version: str, d: int) -> None:
-    """[2, 1, 64, 96] (0.95 s): v1 gives 12 frames of d, v2 24 frames of 3072 (METHODS.md §1.4)."""
+    """[2, 1, 64, 96] (0.95 s): v1 gives 12 frames of d, v2 24 frames of 3072 (docs/methods.md §1.4)."""
     net = build_network(version, d).eval()
     with torch.no_grad():
         out = net(torch.randn(2, 1, 64, 96))
@@ -260,7 +260,7 @@ def test_determinism_seeding_and_eval_mode() -> None:
 
 
 def test_frontend_is_slaney_scale_with_slaney_norm() -> None:
-    """The mel filterbank equals the Slaney (Auditory Toolbox / librosa default) definition (METHODS.md §1.7)."""
+    """The mel filterbank equals the Slaney (Auditory Toolbox / librosa default) definition (docs/methods.md §1.7)."""
 
     def hz_to_mel(f: np.ndarray) -> np.ndarray:
         return np.where(f < 1000, f / (200 / 3), 15 + np.log(np.maximum(f, 1e-9) / 1000) / (np.log(6.4) / 27))

@@ -1,4 +1,4 @@
-"""The `evar` protocol preset follows the reference harness (PROTOCOL.md §2) on hand-built cases.
+"""The `evar` protocol preset follows the reference harness (docs/protocol.md §2) on hand-built cases.
 
 Validation draw (random, ungrouped 10 %, redrawn until every class is present), crop by role (random start
 for training and validation clips, drawn once; start for test clips), pooling over every output frame, the

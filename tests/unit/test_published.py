@@ -38,7 +38,7 @@ def test_committed_file_loads_and_names_known_tasks() -> None:
     assert (df.task.isin(known) | df.source_task.notna()).all(), df[~df.task.isin(known)].task.unique()
     assert ((df.score >= 0) & (df.score <= 100)).all() and df.model.str.endswith(" (published)").sum() == 0
     byola = df[(df.model == "byola") & (df.task == "esc50")].iloc[0]
-    assert (byola.score, byola["std"], byola.n_runs) == (83.2, 0.6, 3)  # PROTOCOL.md §6, first cell
+    assert (byola.score, byola["std"], byola.n_runs) == (83.2, 0.6, 3)  # docs/protocol.md §6, first cell
 
 
 def test_leaderboard_rows_have_collects_columns(tmp_path: Path) -> None:

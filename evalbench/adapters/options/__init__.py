@@ -20,13 +20,13 @@ FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 @dataclass(frozen=True)
 class LogMelFrontEndOptions:
-    """Log-mel front end; the defaults are BYOL-A's (Niizumi et al., IJCNN 2021, METHODS.md §1.1).
+    """Log-mel front end; the defaults are BYOL-A's (Niizumi et al., IJCNN 2021, docs/methods.md §1.1).
 
     16 kHz audio, STFT with a 1024-point (64 ms) Hann window and a 160-sample
     (10 ms) hop, centred frames, 64 mel bands on the Slaney scale with Slaney
     area normalisation between 60 and 7800 Hz, power 2, natural log with
     float32 machine epsilon.  NOTE: torchaudio's default HTK scale without norm
-    does not match the published BYOL-A weights (METHODS.md §1.7).
+    does not match the published BYOL-A weights (docs/methods.md §1.7).
 
     Attributes:
         sample_rate: Input sample rate in Hz.

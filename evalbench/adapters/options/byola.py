@@ -1,12 +1,12 @@
 """Options of the ``byola`` adapter (torch-free, so ``evalbench encoders validate`` stays light).
 
-BYOL-A comes in two network versions (METHODS.md §1.4): v1 ``AudioNTT2020``
+BYOL-A comes in two network versions (docs/methods.md §1.4): v1 ``AudioNTT2020``
 (Niizumi et al., IJCNN 2021) with output d ∈ {512, 1024, 2048}, and v2
 ``AudioNTT2022`` (Niizumi et al., IEEE/ACM TASLP 2023) whose output is 3072-d
 (1024 conv features + 2048 MLP; the released file name's "d2048" is the MLP
 width).  Both read the same 64-band log-mel front end, normalised with a scalar
 mean and standard deviation that BYOL-A computes on the downstream task's
-training split (METHODS.md §1.2; PROTOCOL.md §2.1 item 3).
+training split (docs/methods.md §1.2; docs/protocol.md §2.1 item 3).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from evalbench.adapters.options import LogMelFrontEndOptions, check_norm_and_see
 
 V1_DIMS = (512, 1024, 2048)  # released AudioNTT2020 widths (IJCNN 2021, Table I)
 V2_DIM = 3072  # AudioNTT2022 output: 1024 conv features + 2048 MLP (TASLP 2023)
-N_MELS = 64  # both networks are defined for 64 mel bands (METHODS.md §1.1)
+N_MELS = 64  # both networks are defined for 64 mel bands (docs/methods.md §1.1)
 
 
 @dataclass(frozen=True)

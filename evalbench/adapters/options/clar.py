@@ -3,8 +3,8 @@
 CLAR (Al-Tahan & Mohsenzadeh, "CLAR: Contrastive Learning of Auditory
 Representations", AISTATS 2021) trains a ResNet-18 either on a 3-channel
 spectrogram image (2-D) or on the raw waveform (1-D), at 16 kHz
-(METHODS.md §3).  The paper and the official code disagree on the spectrogram
-front end (METHODS.md §3.1), so the choice is an option and is recorded in
+(docs/methods.md §3).  The paper and the official code disagree on the spectrogram
+front end (docs/methods.md §3.1), so the choice is an option and is recorded in
 the encoder identity (cache key and run record).
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SAMPLE_RATE = 16000  # CLAR resamples everything to 16 kHz (METHODS.md §3.1)
-EMBED_DIM = 512  # ResNet-18 output width, 2-D and 1-D (METHODS.md §3.2)
+SAMPLE_RATE = 16000  # CLAR resamples everything to 16 kHz (docs/methods.md §3.1)
+EMBED_DIM = 512  # ResNet-18 output width, 2-D and 1-D (docs/methods.md §3.2)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ CLMR (Spijkervet & Burgoyne, "Contrastive Learning of Musical
 Representations", ISMIR 2021) is SimCLR on raw waveforms with a SampleCNN
 encoder (Lee et al., "Sample-level Deep Convolutional Neural Networks for
 Music Auto-tagging Using Raw Waveforms", SMC 2017): 22,050 Hz audio in
-59,049-sample (3^10) chunks, 512-d output (METHODS.md §4.1).  The network has
+59,049-sample (3^10) chunks, 512-d output (docs/methods.md §4.1).  The network has
 no free hyper-parameters, so the only option is the seed of the random twin.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SAMPLE_RATE = 22050  # CLMR's audio rate (METHODS.md §4.1)
+SAMPLE_RATE = 22050  # CLMR's audio rate (docs/methods.md §4.1)
 CHUNK_SAMPLES = 59049  # 3**10 ≈ 2.68 s: SampleCNN's fixed input length
 EMBED_DIM = 512  # SampleCNN output width
 

@@ -1,6 +1,6 @@
 """Options of the ``hear`` adapter and the ``hear:<module>[:<weights>]`` encoder names (torch-free).
 
-Any installed module that follows the HEAR API (PROTOCOL.md §5) can be scored
+Any installed module that follows the HEAR API (docs/protocol.md §5) can be scored
 without writing YAML::
 
     evalbench run --encoder hear:hearbaseline --tasks synth

@@ -3,13 +3,13 @@
 MSN (Assran et al., "Masked Siamese Networks for Label-Efficient Learning",
 ECCV 2022) trains a Vision Transformer (Dosovitskiy et al., "An Image is Worth
 16x16 Words", ICLR 2021); the representation is the target encoder's [CLS]
-token.  Its only audio port (the MSN-audio student project, METHODS.md §2.4)
+token.  Its only audio port (the MSN-audio student project, docs/methods.md §2.4)
 uses torchvision's ViT-B/32 (patch 32, 224×224 input, 768 wide, 12 layers and
 heads, MLP 3072) with a 1→3-channel 1×1 convolution in front of the RGB patch
 embedding, and feeds it BYOL-A log-mels (64 mels × 96 frames = 0.95 s) stretched
 into 224×224 squares by RandomResizedCrop.
 
-The geometry of evaluation is the point of this adapter (METHODS.md §2.6,
+The geometry of evaluation is the point of this adapter (docs/methods.md §2.6,
 pitfalls 4 and 5): a clip's log-mel is cut into consecutive windows of
 ``window_frames`` valid frames, and each window is either *resized* to the
 trained 224×224 square (``resize``, the default) or zero-padded to a multiple
@@ -35,7 +35,7 @@ ARCHS: dict[str, tuple[int, int, int, int, int]] = {
     "vit_l_32": (32, 24, 16, 1024, 4096),
     "vit_l_16": (16, 24, 16, 1024, 4096),
 }
-TRAINING_WINDOW_FRAMES = 96  # 0.95 s = 15,200 samples at 16 kHz -> 96 frames (METHODS.md §1.1)
+TRAINING_WINDOW_FRAMES = 96  # 0.95 s = 15,200 samples at 16 kHz -> 96 frames (docs/methods.md §1.1)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class MSNOptions:
             stretch 224-fold and the window mean would weigh like a full one.
         output: ``cls``: the [CLS] token per window (MSN's representation);
             ``mean_patches``: the mean of the window's non-padded patch tokens.
-        frontend: Log-mel front end (BYOL-A defaults, METHODS.md §1.1).
+        frontend: Log-mel front end (BYOL-A defaults, docs/methods.md §1.1).
         norm_mean: Fixed log-mel mean; with ``norm_std`` nothing is fitted.
             Default (both null): fitted on the downstream training split.
         norm_std: Fixed log-mel standard deviation (positive).
@@ -131,7 +131,7 @@ class MSNOptions:
         """What of these options decides the embeddings, for cache keys and record staleness.
 
         The ImageNet initialisation file enters by content (SHA-256), so a file
-        replaced at the same path invalidates cached embeddings (PROTOCOL.md
+        replaced at the same path invalidates cached embeddings (docs/protocol.md
         §4, flaw 5).  A missing file keeps its path (building the encoder then
         fails with a clear error, unless a checkpoint overrides it).
         """

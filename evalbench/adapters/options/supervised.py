@@ -1,6 +1,6 @@
 """Options of the ``supervised`` adapter (torch-free, so ``evalbench encoders validate`` stays light).
 
-The supervised ESC-50 baselines of METHODS.md §5 (V. Dimitrov's 2022 course
+The supervised ESC-50 baselines of docs/methods.md §5 (V. Dimitrov's 2022 course
 report) are classifiers trained from scratch; evalbench evaluates each one's
 penultimate layer as a frozen representation.  Five architectures share one
 adapter: the CNN baseline (a), the VGG-style CNN (b), the LSTM (c), the CRNN
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SAMPLE_RATE = 44100  # every baseline reads 44.1 kHz audio (METHODS.md §5.1, §5.2 f)
+SAMPLE_RATE = 44100  # every baseline reads 44.1 kHz audio (docs/methods.md §5.1, §5.2 f)
 EMBED_DIMS = {"cnn": 326, "vgg": 128, "lstm": 64, "crnn": 64, "kumar": 1024}  # penultimate widths (§5.2)
 DEFAULT_CLASSES = {"cnn": 50, "vgg": 50, "lstm": 50, "crnn": 50, "kumar": 527}  # ESC-50 / AudioSet heads
 

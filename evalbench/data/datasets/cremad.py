@@ -15,7 +15,7 @@ The repository stores the audio in Git LFS: a clone without LFS holds small
 text pointers instead of audio, which the builder detects and rejects.  The
 original release has 7,442 clips.
 
-Split (PROTOCOL.md §1.2): speaker-disjoint by actor, 70 % / 10 % / rest of the
+Split (docs/protocol.md §1.2): speaker-disjoint by actor, 70 % / 10 % / rest of the
 actors (63 / 9 / 19 of 91).  Two rules, chosen by ``dataset.options.split``:
 
 - ``seeded`` (the default): the reference draw was unseeded, so evalbench
@@ -82,7 +82,7 @@ AUDIO_DIR = "AudioWAV"
 EMOTIONS = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
 ACTORS = range(1001, 1092)
 SPLITS = SPLIT_NAMES
-# The reference harness's published split (PROTOCOL.md §1.1): what `split: reference` must reproduce.
+# The reference harness's published split (docs/protocol.md §1.1): what `split: reference` must reproduce.
 REFERENCE_LEFT_OUT = ("1006_TIE_NEU_XX", "1013_WSI_DIS_XX", "1017_IWW_FEA_XX", "1040_ITH_SAD_XX")
 REFERENCE_CLIPS = 7438
 REFERENCE_COUNTS = {"train": 5155, "valid": 732, "test": 1551}

@@ -7,7 +7,7 @@ place (``--source`` points at ``ESC-50-master`` or the folder holding it)::
     ESC-50-master/audio/{fold}-{src_file}-{take}-{target}.wav   5 s, 44.1 kHz mono
     ESC-50-master/meta/esc50.csv   filename, fold, target, category, esc10, src_file, take
 
-2,000 clips, 50 classes of 40 clips, 5 folds of 400 (PROTOCOL.md §1.2).
+2,000 clips, 50 classes of 40 clips, 5 folds of 400 (docs/protocol.md §1.2).
 
 Classes.  ESC-50's class order is its ``target`` column (0..49): the task's
 ``labels.classes[t]`` must be the ``category`` of target ``t``, and any
@@ -18,7 +18,7 @@ sparse (dog 0 ... chainsaw 41); the spec must list exactly those names, sorted.
 
 Groups.  Takes cut from one Freesound recording share ``src_file``; it is the
 ``group`` column, so the validation holdout drawn inside the training folds
-keeps every take of a recording on one side (PROTOCOL.md §2.3).  The README
+keeps every take of a recording on one side (docs/protocol.md §2.3).  The README
 says such takes share a fold (unverified): the builder counts recordings that
 span folds and reports the count instead of failing.
 """

@@ -13,7 +13,7 @@ clips of 0.3–30 s at 44.1 kHz.  Unpacked, the official layout is::
 Dev train → ``train``, dev val → ``valid`` (the official validation set, used
 only for early stopping), eval → ``test``.  The class vocabulary is
 ``vocabulary.csv`` in index order, written to ``dataset.json`` as ``classes``
-and used for every split (PROTOCOL.md §4, flaw 2), so the task spec does not
+and used for every split (docs/protocol.md §4, flaw 2), so the task spec does not
 list classes.  ``vocabulary.csv`` is documented without a header (unverified):
 a first row whose index is not an integer is taken as a header.  Dev
 train/val is 36,796 / 4,170 clips and eval 10,231 (unverified; reported in

@@ -12,7 +12,7 @@ time (3 speakers / 1,500 files, then 5 / 2,500 in the TFDS copy v1.0.9, then
 the speakers and file count found are recorded in ``dataset.json`` and
 compared with the pinned release's.
 
-Split (PROTOCOL.md §1.2).  The README's official test set is the first 10% of
+Split (docs/protocol.md §1.2).  The README's official test set is the first 10% of
 recordings, indices 0–4; indices 5–49 are training.  evalbench's choice for
 validation is indices 5–9, so training uses 10–49.  The split is by index, not
 by speaker: every speaker appears in every split (by design; this task measures

@@ -13,7 +13,7 @@ Autoencoders", ICML 2017) holds 305,979 four-second, 16 kHz monophonic notes of
 others, ``instrument_str``, ``pitch``, ``velocity``, ``sample_rate`` and the
 task label ``instrument_family_str``.  The 11 families are bass, brass, flute,
 guitar, keyboard, mallet, organ, reed, string, synth_lead and vocal; synth_lead
-has no valid or test notes (PROTOCOL.md §1.2), so the class order is fixed in
+has no valid or test notes (docs/protocol.md §1.2), so the class order is fixed in
 the task spec, never derived from one split.  The official splits are used as
 published; the instrument (``instrument_str``) is kept as the metadata group.
 """

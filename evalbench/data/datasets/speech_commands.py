@@ -9,7 +9,7 @@ read in place from the extracted archive (it unpacks with no top folder)::
     testing_list.txt
     _background_noise_/*.wav            # long noise recordings: not a class
 
-Split (PROTOCOL.md §1.2): a file on ``validation_list.txt`` is valid, one on
+Split (docs/protocol.md §1.2): a file on ``validation_list.txt`` is valid, one on
 ``testing_list.txt`` is test, every other file is train.  The lists were drawn
 by a hash of the speaker id, so each speaker sits in one split of the
 *official* lists, but evalbench trusts the lists, not the hash: membership is

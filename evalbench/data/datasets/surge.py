@@ -13,7 +13,7 @@ notes present (unverified).  The stem format ``note<MIDI:03d>`` (``note021`` …
 ``note108``) is taken from third-party code reading the archive and is
 unverified: the spec lists it, and any other stem fails with the file named.
 
-Split (PROTOCOL.md §1.2): the reference harness drew 10% valid and 10% test
+Split (docs/protocol.md §1.2): the reference harness drew 10% valid and 10% test
 tones *with replacement*, unseeded, giving 1,692 / 195 / 197 tones.  Two rules,
 chosen by ``dataset.options.split``:
 

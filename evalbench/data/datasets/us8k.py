@@ -11,7 +11,7 @@ layout, read in place (``--source`` points at ``UrbanSound8K`` or its parent)::
 8,732 slices of at most 4 s cut from Freesound recordings (``fsID``); slice
 names read ``{fsID}-{classID}-{occurrenceID}-{sliceID}.wav``.
 
-Protocol facts (PROTOCOL.md §1.2, §2.3):
+Protocol facts (docs/protocol.md §1.2, §2.3):
 
 - The 10 folds are used as published and never reshuffled: the authors put all
   slices of one recording in one fold, and reshuffling leaks recordings

@@ -3,7 +3,7 @@
 Nagrani, Chung & Zisserman, "VoxCeleb: a large-scale speaker identification
 dataset", Interspeech 2017.  Utterances of 1,251 celebrities cut from YouTube
 interviews (16 kHz; the paper gives 4 s minimum, 8.2 s mean and 145 s maximum
-length, hence the 8.2 s unit of PROTOCOL.md §1.1).  The dev and test audio
+length, hence the 8.2 s unit of docs/protocol.md §1.1).  The dev and test audio
 archives are unzipped into one folder and read in place::
 
     wav/<speaker_id>/<youtube_id>/<nnnnn>.wav     # speaker_id: id10001 ... id11251

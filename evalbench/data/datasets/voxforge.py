@@ -40,7 +40,7 @@ the URL is gone, so the language comes from, in order:
 ``dataset.json`` records the layout and which source gave the language.
 
 Split: the reference drew upload folders at random without a seed, 70 / 15 /
-15 of 13,837 folders = 9,685 / 2,075 / 2,077 (PROTOCOL.md §1.2).  evalbench
+15 of 13,837 folders = 9,685 / 2,075 / 2,077 (docs/protocol.md §1.2).  evalbench
 regenerates a folder-level split with :func:`evalbench.data.splitgen.split_groups`
 and the seed in ``dataset.options``; the group is ``<lang>/<upload_folder>`` in
 both layouts (so the same uploads get the same split), and a speaker upload

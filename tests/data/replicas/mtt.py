@@ -7,7 +7,7 @@ fields).  Each folder holds ``per_folder`` clips named
 ``<artist>-<album>-<track#>-<title>-<start>-<end>.mp3`` (two clips per track);
 clip ``k`` of a folder has style ``k % per_folder``: styles 0–4 carry a fixed
 set of top-50 tags and their own register, the last style only filler tags (an
-empty top-50 label).  The three broken files of PROTOCOL.md §1.2 are listed in
+empty top-50 label).  The three broken files of docs/protocol.md §1.2 are listed in
 the annotations and present as 0-byte files, as in the real archive.
 Optionally the four Pons et al. index files are written (``pons_dir``).
 """

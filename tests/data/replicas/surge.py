@@ -1,7 +1,7 @@
 """A miniature Surge pitch dataset: ``<tone>/<note>.ogg`` (Ogg Vorbis), one folder per preset.
 
 Tone folders follow the archive's naming (``surge-patches-<bank>-<category>-<name>-velocity64``)
-and notes are ``note<MIDI:03d>.ogg`` (PROTOCOL.md §1.2; stem format unverified).  Each
+and notes are ``note<MIDI:03d>.ogg`` (docs/protocol.md §1.2; stem format unverified).  Each
 note is a harmonic tone at the MIDI pitch with a tone-dependent noise seed, so a
 log-mel probe can learn the pitch.
 """

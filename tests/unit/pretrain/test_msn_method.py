@@ -114,7 +114,7 @@ def test_prototypes_receive_gradients_and_targets_do_not() -> None:
     msn_loss(anchors, targets, prototypes).backward()
     assert prototypes.grad is not None and float(prototypes.grad.abs().sum()) > 0
     assert anchors.grad is not None and targets.grad is None
-    # METHODS.md §2.6 pitfall 1: a detached copy (.data) leaves the prototypes without a gradient
+    # docs/methods.md §2.6 pitfall 1: a detached copy (.data) leaves the prototypes without a gradient
     prototypes.grad = None
     msn_loss(anchors, targets, prototypes.data).backward()
     assert prototypes.grad is None
