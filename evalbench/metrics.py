@@ -33,7 +33,14 @@ Regression (``label_type="regression"``):
 A metric with no class it can be computed on, or undefined on these targets,
 raises :class:`~evalbench.errors.MetricUndefinedError`; so does a metric asked
 for a label type it is not defined for (accuracy on a multilabel task, MAE on a
-classification task).
+classification task), a metric of no clips, a classification metric of NaN
+scores (NaN has no order: argmax and ranks would make up a number; ±inf are
+ordered and allowed) and a regression metric of non-finite targets or
+predictions.  Regression metrics are computed on values scaled by a power of
+two (exact, so ordinary inputs give bit-identical results) so that targets
+near the float range neither overflow nor underflow; as a last guard,
+:func:`compute` never returns a non-finite value and clips rounding
+excursions outside a metric's range (:data:`~evalbench.metric_info.RANGE`).
 """
 
 from __future__ import annotations
@@ -42,9 +49,20 @@ import numpy as np
 from scipy.stats import rankdata
 
 from evalbench.errors import MetricUndefinedError
-from evalbench.metric_info import HIGHER_IS_BETTER, LABEL_TYPES, oriented
+from evalbench.metric_info import HIGHER_IS_BETTER, LABEL_TYPES, RANGE, oriented
 
 __all__ = ["HIGHER_IS_BETTER", "compute", "oriented", "skipped_classes"]
+
+
+def _scores(scores: np.ndarray, metric: str) -> np.ndarray:
+    """``scores`` as float64, refusing NaN (which has no order) and an empty set of clips."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:
+        raise MetricUndefinedError(f"{metric} is undefined: there are no clips to score")
+    bad = int(np.isnan(scores).sum())
+    if bad:
+        raise MetricUndefinedError(f"{metric} is undefined: {bad} score(s) are NaN (check the embeddings or the probe)")
+    return scores
 
 
 def _targets(y_true: np.ndarray, scores: np.ndarray, label_type: str) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +85,11 @@ def accuracy(y_true: np.ndarray, scores: np.ndarray, label_type: str = "single")
     """Top-1 accuracy of ``argmax(scores)``."""
     if label_type == "multilabel":
         raise MetricUndefinedError("accuracy is undefined for multilabel tasks; use map or roc_auc")
-    return float(np.mean(np.argmax(scores, axis=1) == np.asarray(y_true)))
+    scores = _scores(scores, "accuracy")
+    y_true = np.asarray(y_true)
+    if y_true.ndim != 1 or scores.ndim != 2 or len(y_true) != len(scores):
+        raise ValueError(f"expected labels ({len(scores)},) and 2-D scores; got {y_true.shape} and {scores.shape}")
+    return float(np.mean(np.argmax(scores, axis=1) == y_true))
 
 
 def _auc_columns(y: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -81,7 +103,7 @@ def _auc_columns(y: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray, label_type: str = "single") -> float:
     """Macro ROC-AUC over classes with both positives and negatives (binary: positive class)."""
-    y, s = _targets(y_true, scores, label_type)
+    y, s = _targets(y_true, _scores(scores, "roc_auc"), label_type)
     values = _auc_columns(y, s)
     if len(values) == 0:
         raise MetricUndefinedError(
@@ -111,48 +133,64 @@ def _ap_columns(y: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 def map(y_true: np.ndarray, scores: np.ndarray, label_type: str = "single") -> float:
     """Macro average precision over classes with at least one positive (binary: positive class)."""
-    y, s = _targets(y_true, scores, label_type)
+    y, s = _targets(y_true, _scores(scores, "map"), label_type)
     cols = np.flatnonzero(y.sum(axis=0) > 0)
     if len(cols) == 0:
         raise MetricUndefinedError("map is undefined: no class has a positive example in these labels")
     return float(_ap_columns(y[:, cols], s[:, cols]).mean())
 
 
-def _regression(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Targets and predictions as float64 ``(n,)`` (predictions may come as ``(n, 1)``)."""
+def _regression(y_true: np.ndarray, scores: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Targets and predictions as float64 ``(n,)`` divided by a power of two ``scale``, and ``scale``.
+
+    Predictions may come as ``(n, 1)``.  Dividing by a power of two is exact, so
+    ``scale * f(y, p)`` equals ``f`` of the unscaled values for every input whose
+    intermediate results neither overflow nor underflow, and also holds for
+    those that would (targets near ±1e308, or below 1e-154 when squared).
+
+    Raises:
+        MetricUndefinedError: No clips, or a NaN or infinite target or prediction.
+    """
     y = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(scores, dtype=np.float64)
     if p.ndim == 2 and p.shape[1] == 1:
         p = p[:, 0]
     if y.ndim != 1 or p.shape != y.shape:
         raise ValueError(f"expected targets (n,) and predictions (n,) or (n, 1); got {y.shape} and {p.shape}")
-    return y, p
+    if len(y) == 0:
+        raise MetricUndefinedError(f"{metric} is undefined: there are no clips to score")
+    if not (np.isfinite(y).all() and np.isfinite(p).all()):
+        raise MetricUndefinedError(f"{metric} is undefined: the targets or predictions hold NaN or infinite values")
+    peak = max(float(np.abs(y).max()), float(np.abs(p).max()))
+    scale = float(np.ldexp(1.0, int(np.frexp(peak)[1]))) if peak > 0 else 1.0  # 2^e ≥ peak: |values| ≤ 1
+    return y / scale, p / scale, scale
 
 
 def mae(y_true: np.ndarray, scores: np.ndarray, label_type: str = "regression") -> float:
     """Mean absolute error, in the targets' units (lower is better)."""
-    y, p = _regression(y_true, scores)
-    return float(np.mean(np.abs(y - p)))
+    y, p, scale = _regression(y_true, scores, "mae")
+    return float(scale * np.mean(np.abs(y - p)))
 
 
 def rmse(y_true: np.ndarray, scores: np.ndarray, label_type: str = "regression") -> float:
     """Root mean squared error, in the targets' units (lower is better)."""
-    y, p = _regression(y_true, scores)
-    return float(np.sqrt(np.mean((y - p) ** 2)))
+    y, p, scale = _regression(y_true, scores, "rmse")
+    return float(scale * np.sqrt(np.mean((y - p) ** 2)))
 
 
 def r2(y_true: np.ndarray, scores: np.ndarray, label_type: str = "regression") -> float:
     """Coefficient of determination ``1 - SS_res / SS_tot`` (undefined for constant targets)."""
-    y, p = _regression(y_true, scores)
-    if len(y) == 0 or np.all(y == y[0]):
+    y, p, _ = _regression(y_true, scores, "r2")
+    total = np.sum((y - y.mean()) ** 2)
+    if np.all(y == y[0]) or not total > 0:  # not > 0: spread below the float range at the predictions' scale
         raise MetricUndefinedError("r2 is undefined: the targets are constant")
-    return float(1.0 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2))
+    return float(1.0 - np.sum((y - p) ** 2) / total)
 
 
 def spearman(y_true: np.ndarray, scores: np.ndarray, label_type: str = "regression") -> float:
     """Spearman's rank correlation (ties at their average rank); undefined for constant targets or predictions."""
-    y, p = _regression(y_true, scores)
-    if len(y) == 0 or np.all(y == y[0]) or np.all(p == p[0]):
+    y, p, _ = _regression(y_true, scores, "spearman")
+    if np.all(y == y[0]) or np.all(p == p[0]):
         raise MetricUndefinedError("spearman is undefined: the targets or the predictions are constant")
     a, b = rankdata(y), rankdata(p)
     a -= a.mean()
@@ -187,5 +225,9 @@ def compute(names: list[str], y_true: np.ndarray, scores: np.ndarray, label_type
             raise MetricUndefinedError(
                 f"{name} is undefined for {label_type} tasks; it is defined for {', '.join(sorted(LABEL_TYPES[name]))}"
             )
-        out[name] = _TABLE[name](y_true, scores, label_type)
+        value = _TABLE[name](y_true, scores, label_type)
+        if not np.isfinite(value):  # a guard: every path above is finite on finite input
+            raise MetricUndefinedError(f"{name} is undefined on these labels and scores (it came out as {value})")
+        low, high = RANGE[name]
+        out[name] = min(max(value, low), high)  # rounding can step a last ulp past 1.0 (AP, AUC)
     return out

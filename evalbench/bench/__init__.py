@@ -26,6 +26,9 @@ asked for, so that building the command line never imports torch.  Parts:
   command with every record up to date, each a fresh process.
 - ``workers`` (:mod:`evalbench.bench.workers`): the cold pipeline's clips/s
   per ``--workers`` count, and the count ``auto`` picks against the fastest.
+- ``load`` (:mod:`evalbench.bench.load`): a 100,000-clip task of tiny clips
+  through prepare, verify, ``logmel`` extraction and the linear probe: time and
+  peak RSS per stage (``--clips N`` to change the size).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ PARTS: dict[str, str] = {
     "extract": "evalbench.bench.extract:measure",
     "scaling": "evalbench.bench.scaling:measure",
     "long": "evalbench.bench.long:measure",
+    "load": "evalbench.bench.load:measure",
     "rerun": "evalbench.bench.rerun:measure",
     "workers": "evalbench.bench.workers:measure",
 }

@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--methods", default="byola", help="comma-separated pretraining methods, smoke preset (default: byola)"
     )
+    g = p.add_argument_group("load part")
+    g.add_argument("--clips", type=int, help="clips of the generated task (default 100,000; --quick 2,000)")
     # not add_dirs: its help names the user's folders, and bench defaults to a temporary one
     p.add_argument("--data-root", help="data folder (default: a temporary folder, removed afterwards)")
     p.add_argument("--cache-dir", help="cache folder (default: a temporary folder, removed afterwards)")
@@ -61,6 +63,7 @@ def handle(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or torch.get_num_threads())
     machine = machine_facts(args.device)
     command = "evalbench bench " + " ".join(parts) + (" --quick" if args.quick else "")
+    command += f" --clips {args.clips}" if args.clips is not None and "load" in parts else ""
     print(
         f"{command}: torch {machine['torch']}, {machine['threads']} torch thread(s), "
         f"{machine.get('usable_cpus', machine['cpu_count'])} usable CPU(s), device {machine['device']}, "
@@ -68,7 +71,7 @@ def handle(args: argparse.Namespace) -> int:
     )
     began = time.perf_counter()
     with scratch_dirs(args.data_root, args.cache_dir) as (data_root, cache_dir):
-        ctx = BenchContext(args.quick, data_root, cache_dir, args.device, {"methods": methods})
+        ctx = BenchContext(args.quick, data_root, cache_dir, args.device, {"methods": methods, "clips": args.clips})
         figures = run_parts(parts, ctx)
     seconds = time.perf_counter() - began
     if "load_average" in machine:
@@ -99,7 +102,7 @@ def handle(args: argparse.Namespace) -> int:
             "command": command,
             "parts": parts,
             "quick": args.quick,
-            "options": {"methods": methods},
+            "options": {"methods": methods, "clips": args.clips},
             "machine": machine,
             "seconds": seconds,
             "figures": [f.as_dict() for f in figures],

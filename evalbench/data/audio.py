@@ -63,22 +63,79 @@ def wav_truncated(path: Path) -> str:
         return ""
 
 
+CODEC_FORMATS = {".mp3": "MP3", ".ogg": "OGG", ".oga": "OGG", ".opus": "OGG", ".flac": "FLAC"}
+"""libsndfile format a compressed file's suffix needs; a build without it gets an install hint, not a codec error."""
+
+MAX_ABS_SAMPLE = 1e9
+"""Largest plausible |sample| (full scale is 1.0): a float file beyond it is mis-scaled or garbage, and values
+near float32's limit (3.4e38) overflow to inf when channels are summed, resampled or squared into a spectrum."""
+
+MP3_SLACK = 2 * 1152  # samples: two MPEG-1 Layer III frames, the most a header-less MP3's length estimate is off
+
+
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode an audio file to float32 ``(n, channels)`` with no checks on the content.
 
     Raises:
-        AudioDecodeError: The file is missing, not a file, or undecodable.
+        AudioDecodeError: The file is missing, not a regular file, zero bytes
+            long, or undecodable (with what to install when this libsndfile
+            lacks the codec its suffix names).
     """
     path = Path(path)
     if not path.is_file():
-        what = "is not a file" if path.exists() else "not found"
+        what = "not found"
+        if path.is_dir():
+            what = "is a directory, not an audio file"
+        elif path.exists():
+            what = "is not a regular file"
         raise AudioDecodeError(f"{path}: audio file {what}; restore it, or re-run the dataset's prepare step")
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:  # vanished since is_file(): report it as missing
+        empty = False
+    if empty:
+        raise AudioDecodeError(f"{path}: zero-length file (0 bytes); replace or exclude the file")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises several types for non-audio input
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioDecodeError(f"{path}: cannot decode audio ({msg[:200]}); replace or exclude the file") from None
+        raise AudioDecodeError(_decode_failure(path, exc)) from None
     return data, int(sr)
+
+
+def _decode_failure(path: Path, exc: Exception) -> str:
+    """The one-line message for a file libsndfile refused: what to install, or its own reason."""
+    fmt = CODEC_FORMATS.get(path.suffix.lower())
+    if fmt is not None and fmt not in sf.available_formats():
+        return (
+            f"{path}: cannot decode audio: this libsndfile ({sf.__libsndfile_version__}) has no {fmt} support; "
+            "install a soundfile whose libsndfile has it (pip install -U 'soundfile>=0.12': its wheels bundle "
+            "libsndfile >= 1.1 with MP3, FLAC and Ogg), or convert the file to WAV or FLAC"
+        )
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not path.exists():
+        return f"{path}: audio file not found (it disappeared while being read); restore it"
+    if "does not exist or is not a regular file" in msg:  # libsndfile's wording for an unparsable stream
+        msg = "not a stream libsndfile can parse: damaged, truncated or not audio"
+    return f"{path}: cannot decode audio ({msg[:200]}); replace or exclude the file"
+
+
+def declared_shortfall(path: str | Path, n_decoded: int) -> str:
+    """Describe a compressed file that decodes to fewer frames than its header declares, or return "".
+
+    libsndfile's MP3 decoder returns the frames that are there when a file is
+    cut short, without an error; its header (Xing/LAME, or a length estimated
+    from the bitrate) still declares the full length.  WAV is checked by
+    :func:`wav_truncated` (libsndfile clamps a WAV's declared length to the
+    file).  A declared length of 2**62 or more means unknown (a stream).
+    """
+    try:
+        declared = sf.info(str(path)).frames
+    except Exception:  # vanished or unparsable since decoding: the decode's own result stands
+        return ""
+    slack = MP3_SLACK if Path(path).suffix.lower() == ".mp3" else 0
+    if declared >= 2**62 or n_decoded >= declared - slack:
+        return ""
+    return f"header declares {declared} frames, only {n_decoded} decode"
 
 
 def content_problem(
@@ -87,20 +144,30 @@ def content_problem(
     """The first reason decoded audio must not be used, as ``(kind, detail)``, or None.
 
     The checks shared by ``data verify`` and every decode in ``run``: a WAV
-    whose header declares more data than the file holds (``truncated``), no
+    whose header declares more data than the file holds, or a compressed file
+    (MP3) that decodes to fewer frames than its header declares (``truncated``), no
     samples (``empty``), NaN or infinite samples (``nonfinite``: they would
-    poison fitted input statistics and every embedding), and a duration outside
+    poison fitted input statistics and every embedding), samples beyond
+    :data:`MAX_ABS_SAMPLE` (``implausible``: finite, but inf after mixing,
+    resampling or a power spectrum), and a duration outside
     the spec's ``dataset.min_seconds`` / ``max_seconds``.
     """
     if Path(path).suffix.lower() == ".wav":
         truncated = wav_truncated(Path(path))
         if truncated:
             return "truncated", truncated
+    elif data.shape[0]:
+        short = declared_shortfall(path, data.shape[0])
+        if short:
+            return "truncated", short
     if data.shape[0] == 0:
         return "empty", "no samples"
     finite = np.isfinite(data)
     if not finite.all():
         return "nonfinite", f"{int((~finite).sum())} NaN or infinite sample(s)"
+    peak = float(np.abs(data).max())
+    if peak > MAX_ABS_SAMPLE:
+        return "implausible", f"peak sample {peak:.3g} where full scale is 1.0; limit {MAX_ABS_SAMPLE:.0e}"
     seconds = data.shape[0] / sr
     if seconds < min_seconds:
         return "too_short", f"{seconds:.3f} s < {min_seconds} s"

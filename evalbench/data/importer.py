@@ -217,7 +217,12 @@ def _given(rows: Rows, unit_ids: np.ndarray, copies: list[list[int]], seed: int,
     if "group" in rows.table.columns:
         across = C.groups_across(rows.table["group"], values)
         if across:
-            notes.append(f"{across} group(s) span several {column}s of the given {column} (kept as given)")
+            raise DataError(
+                f"{across} group(s) span several {column}s of the given {column} column ({rows.how_split}): a "
+                f"speaker or recording on both sides of a {column} leaks into the score (docs/protocol.md §1.2). "
+                f"Fix the given {column}s, drop --group-from/--group-col so groups are not checked, or leave out "
+                "--split-*/--fold-* and let evalbench choose grouped splits"
+            )
     if column == "fold":
         k = int(values.max())
         return {"type": "folds", "folds": k, **_holdout()}, values, f"{k} folds as given ({rows.how_split})"

@@ -39,6 +39,8 @@ class ManifestBuilder(DatasetBuilder):
         src = _source(task, source)
         try:
             table = pd.read_csv(src / "metadata.csv", dtype=str, keep_default_na=False)
+        except UnicodeDecodeError:
+            raise DataError(_not_utf8(src / "metadata.csv")) from None
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise DataError(f"{src / 'metadata.csv'}: unreadable ({exc})") from None
         if "file_name" not in table.columns:
@@ -46,7 +48,9 @@ class ManifestBuilder(DatasetBuilder):
         table, excluded = apply_exclusions(table, task)
         missing = [f for f in table["file_name"] if not (src / f).is_file()]
         if missing:
-            raise DataError(f"{src / missing[0]}: listed in metadata.csv but missing ({len(missing)} missing file(s))")
+            first = src / missing[0]
+            why = "is a directory, not an audio file" if first.is_dir() else "listed in metadata.csv but missing"
+            raise DataError(f"{first}: {why} ({len(missing)} missing file(s))")
         return BuildOutput(table, str(src), task.audio.sample_rate, {"excluded": excluded})
 
     def instructions(self, task: TaskSpec) -> str:
@@ -54,3 +58,18 @@ class ManifestBuilder(DatasetBuilder):
         if task.dataset.source.download or task.dataset.source.manual:
             return super().instructions(task)
         return f"evalbench data prepare {task.name} --source DIR  (DIR holds metadata.csv and the audio)"
+
+
+def _not_utf8(path: Path) -> str:
+    """Name the line and bytes of the first non-UTF-8 sequence in ``path`` (pandas' offsets are per chunk)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        bad = raw[exc.start : exc.end]
+        return (
+            f"{path}: line {line} (row {line - 1} after the header) is not UTF-8 (bytes {bad!r} at offset "
+            f"{exc.start}); save the file as UTF-8"
+        )
+    return f"{path}: not UTF-8; save the file as UTF-8"

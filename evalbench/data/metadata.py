@@ -206,10 +206,14 @@ def write_prepared(
         The written ``dataset.json`` contents.
     """
     root = Path(root)
+    where = _source_table(root, builder, audio_root)
     for col in ("file_name", "label"):
         if col not in metadata.columns:
-            raise ValueError(f"metadata needs a '{col}' column")
-    metadata = metadata.assign(file_name=_normalised_names(metadata["file_name"], f"{builder} builder"))
+            raise DataError(f"{where}: no '{col}' column; the canonical metadata needs file_name and label")
+    if "fold" in metadata.columns:  # refuse before anything is written: a non-integer fold is unreadable later
+        _integer_folds(metadata.assign(fold=metadata["fold"].astype(str)), where)
+    names = _normalised_names(metadata["file_name"], where, _parts(metadata))
+    metadata = metadata.assign(file_name=names)
     buf = io.StringIO()
     metadata.to_csv(buf, index=False, lineterminator="\n")
     (root / INFO).unlink(missing_ok=True)
@@ -233,6 +237,19 @@ def write_prepared(
     return info
 
 
+def _source_table(root: Path, builder: str, audio_root: str) -> str:
+    """Where a builder's rows came from, for errors found before ``metadata.csv`` is written.
+
+    The ``manifest`` builder copies ``<source>/metadata.csv`` (its audio root) row for row, so a row number there
+    is one the user can look up; other builders derive rows from an official layout, named with the
+    destination file.
+    """
+    source = Path(audio_root) / METADATA
+    if builder == "manifest" and Path(audio_root).is_absolute() and source.is_file():
+        return str(source)
+    return f"{root / METADATA} (rows made by the {builder} builder)"
+
+
 def read_info(root: Path) -> dict[str, Any] | None:
     """``dataset.json`` of a prepared dataset, or None if absent or unreadable."""
     try:
@@ -241,8 +258,22 @@ def read_info(root: Path) -> dict[str, Any] | None:
         return None
 
 
-def _normalised_names(names: pd.Series, where: object) -> list[str]:
-    """Normalised ``file_name`` values; a bad path or a clip listed twice raises :class:`DataError`."""
+def _parts(metadata: pd.DataFrame) -> list[str] | None:
+    """Each row's split or fold in words (``split 'train'``, ``fold 2``), or None without either column."""
+    if "split" in metadata.columns:
+        return [f"split '{v}'" for v in metadata["split"].astype(str)]
+    if "fold" in metadata.columns:
+        return [f"fold {v}" for v in metadata["fold"].astype(str)]
+    return None
+
+
+def _normalised_names(names: pd.Series, where: object, parts: list[str] | None = None) -> list[str]:
+    """Normalised ``file_name`` values; a bad path or a clip listed twice raises :class:`DataError`.
+
+    ``parts`` (each row's split or fold, :func:`_parts`) lets the message say
+    when the two rows put one clip on both sides of a split, the leak that
+    makes the duplicate dangerous rather than merely redundant.
+    """
     out, seen = [], {}
     for row, name in enumerate(names.astype(str), start=2):
         try:
@@ -251,13 +282,36 @@ def _normalised_names(names: pd.Series, where: object) -> list[str]:
             raise DataError(f"{where}: row {row}: {exc}") from None
         if norm in seen:
             first = names.iloc[seen[norm] - 2]
+            sides = ""
+            if parts is not None and parts[seen[norm] - 2] != parts[row - 2]:
+                sides = (
+                    f", in {parts[seen[norm] - 2]} (row {seen[norm]}) and {parts[row - 2]} (row {row}): the same "
+                    "clip on both sides of a split leaks it into evaluation"
+                )
             raise DataError(
-                f"{where}: row {row}: file_name '{name}' is the same file as '{first}' (row {seen[norm]}); "
-                "each clip may be listed once"
+                f"{where}: row {row}: file_name '{name}' is the same file as '{first}' (row {seen[norm]}){sides}; "
+                "each clip may be listed once: remove one of the rows"
             )
         seen[norm] = row
         out.append(norm)
     return out
+
+
+def _integer_folds(table: pd.DataFrame, where: object) -> pd.Series:
+    """The ``fold`` column as integers (what ``int()`` accepts); a value that is not one names its row."""
+    values = table["fold"].astype(str).tolist()
+    out, bad = [], []
+    for row, value in enumerate(values):
+        try:
+            out.append(int(value))
+        except ValueError:
+            bad.append(row)
+    if bad:
+        raise DataError(
+            f"{where}: row {bad[0] + 2}: fold '{values[bad[0]]}' is not an integer ({len(bad)} such row(s)); "
+            "the column 'fold' holds fold numbers 1..k"
+        )
+    return pd.Series(out, index=table.index, dtype=np.int64)
 
 
 def read_prepared(root: Path, check_content: bool = True) -> PreparedDataset:
@@ -285,13 +339,10 @@ def read_prepared(root: Path, check_content: bool = True) -> PreparedDataset:
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"{meta_path}: unreadable ({exc}); prepare the dataset again") from None
     if "fold" in table.columns:
-        try:
-            table["fold"] = table["fold"].astype(int)
-        except ValueError:
-            raise DataError(f"{meta_path}: column 'fold' must hold integers") from None
+        table["fold"] = _integer_folds(table, meta_path)
     if "file_name" not in table.columns:
         raise DataError(f"{meta_path}: missing column 'file_name'; prepare the dataset again")
-    table["file_name"] = _normalised_names(table["file_name"], meta_path)
+    table["file_name"] = _normalised_names(table["file_name"], meta_path, _parts(table))
     audio_root = Path(info["audio_root"])
     if not audio_root.is_absolute():
         audio_root = root / audio_root

@@ -23,6 +23,12 @@ from evalbench.specs.task import TaskSpec
 
 SPLITS = ("train", "valid", "test")
 QUANTILE_BINS = 10  # strata of a regression task's validation draw
+GROUP_CHECKED = frozenset({"manifest", "synthetic"})
+"""Builders whose splits evalbench or its user made: a group on two sides is a mistake (:func:`_check_group_overlap`).
+
+The official distributions' builders keep the split as published (FSDD puts every speaker in every split by
+design; their overlap is a property of the benchmark, counted in ``dataset.json``), so they are not refused.
+"""
 
 
 @dataclass(frozen=True)
@@ -143,25 +149,42 @@ def build_task_data(task: TaskSpec, dataset: PreparedDataset) -> TaskData:
     if task.splits.type == "folds":
         fold = meta["fold"].to_numpy(dtype=np.int64)
         k = task.splits.folds
-        bad = sorted(set(fold.tolist()) - set(range(1, k + 1)))
-        if bad:
-            raise DataError(f"{where}: fold value(s) {bad} outside 1..{k} declared by task '{task.name}'")
+        outside = np.flatnonzero((fold < 1) | (fold > k))
+        if len(outside):
+            row = int(outside[0])
+            raise DataError(
+                f"{where}: row {row + 2}: fold {fold[row]} is outside 1..{k} declared by task '{task.name}' "
+                f"({len(outside)} such row(s), values {sorted(set(fold[outside].tolist()))}); fix the metadata or "
+                "the spec's splits.folds"
+            )
         empty = [f for f in range(1, k + 1) if not (fold == f).any()]
         if empty:
-            raise DataError(f"{where}: fold(s) {empty} have no clips")
+            raise DataError(
+                f"{where}: fold(s) {empty} have no clips; task '{task.name}' declares splits.folds: {k}, and each "
+                "fold is the test set once. Fix the metadata's fold column or the spec's splits.folds"
+            )
     else:
         split = meta["split"].to_numpy(dtype=object)
-        bad = sorted(set(split.tolist()) - set(SPLITS))
-        if bad:
-            raise DataError(f"{where}: split value(s) {bad}; expected train, valid or test")
+        unknown = [r for r, v in enumerate(split) if v not in SPLITS]
+        if unknown:
+            row = unknown[0]
+            raise DataError(
+                f"{where}: row {row + 2}: split '{split[row]}' is not train, valid or test ({len(unknown)} such "
+                f"row(s), values {sorted({str(split[r]) for r in unknown})}); fix the metadata's split column"
+            )
         empty = [s for s in SPLITS if not (split == s).any()]
         if empty:
-            raise DataError(f"{where}: split(s) {empty} have no clips")
+            raise DataError(
+                f"{where}: split(s) {empty} have no clips; a fixed split needs train, valid (selection) and test "
+                f"clips. Fix the metadata, or make task '{task.name}' k-fold (splits: {{type: folds, folds: K}})"
+            )
     if not regression:
         _check_training_classes(task, classes, y, split, fold, where)
     if dataset.content and not task.dataset.allow_duplicate_audio:
         _check_duplicate_audio(meta["file_name"].tolist(), dataset.content, split, fold, where)
     groups = (meta["group"] if "group" in meta.columns else meta["file_name"]).to_numpy(dtype=object)
+    if "group" in meta.columns and task.dataset.builder in GROUP_CHECKED and not task.dataset.allow_group_overlap:
+        _check_group_overlap(meta["file_name"].tolist(), groups, split, fold, where)
     return TaskData(task, dataset, meta["file_name"].tolist(), classes, y, groups, split, fold)
 
 
@@ -249,3 +272,39 @@ def _check_duplicate_audio(
                 "both sides of a split leaks training data into evaluation. Remove one, or set "
                 "dataset.allow_duplicate_audio: true in the task spec if that is intended"
             )
+
+
+def _check_group_overlap(
+    files: list[str], groups: np.ndarray, split: np.ndarray | None, fold: np.ndarray | None, where: Path
+) -> None:
+    """Refuse a group (speaker, source recording) whose clips sit in two splits or folds.
+
+    Takes of one recording or utterances of one speaker on both sides of a
+    split let a probe score by recognising the source rather than the class:
+    the same leak as duplicate audio, one step removed.  A spec that intends
+    it (seen-speaker tasks) sets ``dataset.allow_group_overlap``.
+
+    Raises:
+        DataError: Naming the group, both rows, their files and splits or folds, and the count.
+    """
+    part = split if split is not None else np.array([f"fold {k}" for k in fold], dtype=object)
+    first: dict[str, int] = {}
+    clash: tuple[int, int] | None = None
+    spanning: set[str] = set()
+    for i, group in enumerate(groups):
+        if not str(group).strip():  # no group given for this clip: nothing to keep together
+            continue
+        j = first.setdefault(str(group), i)
+        if part[j] != part[i]:
+            spanning.add(str(group))
+            clash = clash or (j, i)
+    if clash is None:
+        return
+    j, i = clash
+    side = (lambda r: f"split '{part[r]}'") if split is not None else (lambda r: str(part[r]))
+    raise DataError(
+        f"{where}: group '{groups[j]}' is in {side(j)} (row {j + 2}, '{files[j]}') and {side(i)} (row {i + 2}, "
+        f"'{files[i]}'); clips of one source on both sides of a split leak it into evaluation "
+        f"({len(spanning)} such group(s)). Put each group's clips in one split or fold, or set "
+        "dataset.allow_group_overlap: true in the task spec if the overlap is intended"
+    )

@@ -1,13 +1,14 @@
 """``evalbench data verify``: decode every file of a prepared dataset and report problems.
 
 Each clip listed in the canonical metadata is opened and fully decoded.  A file
-is a *problem* when it is missing, undecodable, truncated (a WAV whose data
-chunk is shorter than its header declares), empty, holds NaN or infinite
-samples, is digitally silent (every sample zero), or shorter/longer than the spec's ``dataset.min_seconds`` /
-``max_seconds``.  The report names every problem file, lists the spec's
-known-bad exclusions (removed at prepare time, never silently) and counts clips
-per class and split or fold.  Nothing is dropped: a problem must be fixed or
-excluded in the spec.
+is a *problem* when it is missing (or a directory), undecodable, truncated (a
+WAV whose data chunk is shorter than its header declares, an MP3 that decodes
+to fewer frames than its header declares), empty, holds NaN or infinite
+samples or implausibly large ones, is digitally silent (every sample zero), or
+shorter/longer than the spec's ``dataset.min_seconds`` / ``max_seconds``.  The
+report names every problem file, lists the spec's known-bad exclusions
+(removed at prepare time, never silently) and counts clips per class and split
+or fold.  Nothing is dropped: a problem must be fixed or excluded in the spec.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Problem:
     """One bad file: path, kind and detail."""
 
     path: str
-    kind: str  # missing | unreadable | truncated | empty | nonfinite | silent | too_short | too_long
+    kind: str  # missing | unreadable | truncated | empty | nonfinite | implausible | silent | too_short | too_long
     detail: str
 
 

@@ -17,6 +17,16 @@ the one asked for and that the array file's SHA-256 matches the manifest; any
 disagreement (an interrupted write, a damaged or replaced file) is reported as a
 warning and treated as a miss, so the entry is recomputed, never read wrong.
 
+Concurrent runs: a miss takes an exclusive lock on ``<part>.<key[:16]>.lock``
+(:mod:`evalbench.utils.locks`, ``flock``) and re-reads the entry; if another
+process stored it while this one waited, that entry is returned, else the lock
+is kept until :meth:`EmbeddingCache.store` writes the entry.  So two processes
+needing the same entry compute it once.  A process that dies while holding the
+lock releases it (the kernel drops ``flock`` locks), so the next run proceeds.
+Under torchrun (``WORLD_SIZE`` > 1) the ranks coordinate by barriers instead,
+and entry locks are not taken (a rank waiting on a lock would never reach the
+barrier its holder waits at).
+
 Fitted states (e.g. BYOL-A's log-mel statistics) are cached as
 ``fit.<key[:16]>.json`` and must be finite; a non-finite state is never stored.
 """
@@ -26,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +45,7 @@ import numpy as np
 from evalbench.errors import EvalbenchError
 from evalbench.utils.hashing import sha256_file, sha256_json
 from evalbench.utils.io import atomic_save_npy, atomic_write_json
+from evalbench.utils.locks import acquire, is_held, release
 
 CACHE_FORMAT = 2
 FIT_RTOL = 1e-4  # fitted statistics recomputed elsewhere agree to ~1e-8; more means different data
@@ -99,6 +111,37 @@ class EmbeddingCache:
         is reported and treated as a miss.
         """
         key = self.key(payload)
+        array = self._read(encoder, task, part, key, fitted)
+        if array is not None or not self.locking:
+            return array
+        lock = self.lock_path(encoder, task, part, key)
+        if is_held(lock):  # this process already owns the computation of this entry
+            return None
+
+        def waiting(who: str) -> None:
+            log.info("%s/%s/%s: waiting for process %s, which is computing it", encoder, task, part, who)
+
+        if acquire(lock, on_wait=waiting):
+            array = self._read(encoder, task, part, key, fitted)
+            if array is not None:  # the other process stored it: computed once, read here
+                release(lock)
+                return array
+        return None  # the lock is kept until store() writes this entry
+
+    @property
+    def locking(self) -> bool:
+        """Whether misses take entry locks (not under torchrun, whose ranks sync by barriers)."""
+        try:
+            return int(os.environ.get("WORLD_SIZE", "1")) <= 1
+        except ValueError:
+            return True
+
+    def lock_path(self, encoder: str, task: str, part: str, key: str) -> Path:
+        """The lock file guarding the computation of one entry."""
+        return self.root / encoder / task / f"{part}.{key[:16]}.lock"
+
+    def _read(self, encoder: str, task: str, part: str, key: str, fitted: dict[str, Any] | None) -> np.ndarray | None:
+        """The verified entry of ``key``, memory-mapped, or None (see :meth:`load`)."""
         npy, manifest = self.paths(encoder, task, part, key)
         if not manifest.is_file():
             log.debug("cache miss %s/%s/%s (key %s)", encoder, task, part, key[:16])
@@ -135,6 +178,25 @@ class EmbeddingCache:
             EvalbenchError: The array holds NaN or infinite values (never cached).
         """
         key = self.key(payload)
+        try:
+            return self._write(encoder, task, part, key, payload, array, fitted)
+        finally:  # whether written or refused, another process may now take its turn
+            release(self.lock_path(encoder, task, part, key))
+
+    def abandon(self, encoder: str, task: str, part: str, payload: dict[str, Any]) -> None:
+        """Give up computing the entry of ``payload`` (an error or interrupt): release its lock, write nothing."""
+        release(self.lock_path(encoder, task, part, self.key(payload)))
+
+    def _write(
+        self,
+        encoder: str,
+        task: str,
+        part: str,
+        key: str,
+        payload: dict[str, Any],
+        array: np.ndarray,
+        fitted: dict[str, Any] | None,
+    ) -> Path:
         npy, manifest = self.paths(encoder, task, part, key)
         array = np.ascontiguousarray(array, dtype=np.float32)
         if not np.isfinite(array).all():

@@ -161,7 +161,11 @@ def _embed_parts(
                     cache, enc.spec.name, data.task.name, part, rows, payload, fitted, enc.dim, env, compute
                 )
             else:
-                array = compute(rows)
+                try:
+                    array = compute(rows)
+                except BaseException:  # let a waiting process take over this entry now, not at our exit
+                    cache.abandon(enc.spec.name, data.task.name, part, payload)
+                    raise
                 mark = time.perf_counter()
                 cache.store(enc.spec.name, data.task.name, part, payload, array, fitted)
             if timings is not None and not env.active:

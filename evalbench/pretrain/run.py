@@ -8,7 +8,8 @@
    refuse, naming what differs), or fit the method's input statistics and
    save the step-0 network (``init.pt``, the random twin).
 3. Train with :func:`evalbench.pretrain.base.train_steps`, checkpointing every
-   ``checkpoint_every`` steps, at the end, and on Ctrl-C.
+   ``checkpoint_every`` steps, at the end, and on Ctrl-C.  The output folder
+   is locked (``.pretrain.lock``): a second pretrain into it refuses at once.
 4. Export the network and register ``<encoders dir>/<name>.yaml`` and its twin
    ``<name>-init.yaml``; print the ``evalbench run`` command that scores them.
 """
@@ -20,6 +21,7 @@ import shlex
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +59,10 @@ from evalbench.pretrain.state import check_compatible, load_state, rng_states, s
 from evalbench.specs.recipe import Recipe, resolve_recipe
 from evalbench.utils.console import say
 from evalbench.utils.device import resolve_device
+from evalbench.utils.locks import refuse_if_locked
 
 STATE = "state.pt"
+LOCK = ".pretrain.lock"  # held by the running pretrain (flock: released if it dies)
 
 
 @dataclass
@@ -198,12 +202,13 @@ def pretrain(job: PretrainJob, log: Callable[[str], None] = say) -> PretrainResu
     cls = method_class(job.method)
     env = init_from_env(resolve_device(job.device))
     try:
-        return _pretrain(job, cls, env, log if env.main else (lambda _: None))
+        with ExitStack() as held:
+            return _pretrain(job, cls, env, log if env.main else (lambda _: None), held)
     finally:
         shutdown(env)
 
 
-def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], None]) -> PretrainResult:
+def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], None], held: ExitStack) -> PretrainResult:
     task_data = labelled_task(job) if cls.NEEDS_LABELS or (cls.USES_LABELS and job.task is not None) else None
     recipe = load_recipe(job, [{"options": {"n_classes": len(task_data.classes)}}] if task_data else None)
     train = recipe.train
@@ -222,6 +227,8 @@ def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], No
         labels = {f: int(y) for f, y in zip(task_data.files, task_data.y, strict=True)}
     name = job.name or f"{job.method}-{recipe.preset}"
     out_dir = Path(job.encoders_dir) / "checkpoints" / "pretrain" / name
+    if env.main:  # a second pretrain into this folder refuses at once rather than interleave checkpoints
+        held.enter_context(refuse_if_locked(out_dir / LOCK, f"pretrain output folder {out_dir}"))
     log(f"pretrain {job.method}: recipe {recipe.source}, preset '{recipe.preset}'")
     log(f"pretrain {job.method}: data: {corpus.description}")
     request = DataRequest(corpus, train.seed, Path(job.cache_dir) / "audio", labels, env.rank, env.world)

@@ -13,6 +13,7 @@ Suites are named task groups in ``tasks/suites/<name>.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -125,6 +126,12 @@ class DatasetSpec:
         allow_duplicate_audio: Accept byte-identical files on both sides of a
             split (different splits or folds).  Off by default: the same clip in
             training and test data inflates the score.
+        allow_group_overlap: Accept one metadata ``group`` (speaker, source
+            recording) in several splits or folds of user-made or generated
+            metadata (``manifest`` and ``synthetic`` builders; official
+            distributions keep their published split).  Off by default: it
+            leaks the source into evaluation
+            (:func:`evalbench.data.task_data._check_group_overlap`).
     """
 
     builder: str
@@ -135,10 +142,16 @@ class DatasetSpec:
     min_seconds: float = 0.0
     max_seconds: float | None = None
     allow_duplicate_audio: bool = False
+    allow_group_overlap: bool = False
 
     def __post_init__(self) -> None:
         if self.builder not in BUILDERS:
             raise ValueError(f"builder: {BUILDERS.unknown(self.builder)}")
+        # NaN compares false with everything: a NaN bound would silently switch the duration check off
+        if not math.isfinite(self.min_seconds) or self.min_seconds < 0:
+            raise ValueError(f"min_seconds: must be a finite number >= 0, got {self.min_seconds}")
+        if self.max_seconds is not None and not (math.isfinite(self.max_seconds) and self.max_seconds > 0):
+            raise ValueError(f"max_seconds: must be a finite number > 0 or null (no limit), got {self.max_seconds}")
         if self.max_seconds is not None and self.max_seconds < self.min_seconds:
             raise ValueError(f"max_seconds: must be >= min_seconds ({self.min_seconds}), got {self.max_seconds}")
 

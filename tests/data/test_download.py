@@ -357,9 +357,22 @@ def _tar_with_symlink(target: str) -> bytes:
     return buf.getvalue()
 
 
+def _tar_with(kind: bytes, linkname: str = "") -> bytes:
+    """A tar holding one member of type ``kind`` (hard link, character device, fifo)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("mydata/odd")
+        info.type, info.linkname = kind, linkname
+        tf.addfile(info)
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize(
     ("name", "data", "why"),
     [
+        ("hard.tar.gz", _tar_with(tarfile.LNKTYPE, "../../etc/passwd"), "'mydata/odd' (link to '../../etc/passwd'"),
+        ("dev.tar.gz", _tar_with(tarfile.CHRTYPE), "'mydata/odd' (device or fifo)"),
+        ("fifo.tar.gz", _tar_with(tarfile.FIFOTYPE), "'mydata/odd' (device or fifo)"),
         ("slip.zip", _zip_with("../../evil.txt"), "'../../evil.txt' (absolute path or '..' component)"),
         ("abs.zip", _zip_with("/tmp/evil.txt"), "'/tmp/evil.txt' (absolute path"),
         ("link.tar.gz", _tar_with_symlink("../../../etc"), "'mydata/link' (link to '../../../etc' outside"),

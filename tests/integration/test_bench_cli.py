@@ -52,7 +52,7 @@ def test_unknown_part_is_one_line_naming_the_known_parts(capsys: pytest.CaptureF
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("evalbench: error: unknown bench part 'pretrian'")
-    assert "known parts: extract, long, pretrain" in err
+    assert "known parts: extract, load, long, pretrain" in err
 
 
 def test_unknown_method_exits_2_before_any_timing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,7 +64,7 @@ def test_unknown_method_exits_2_before_any_timing(tmp_path: Path, capsys: pytest
 
 def test_parts_and_figures() -> None:
     assert resolve_parts([]) == list(PARTS) and resolve_parts(["pretrain", "pretrain"]) == ["pretrain"]
-    with pytest.raises(UnknownNameError, match="known parts: extract, long, pretrain"):
+    with pytest.raises(UnknownNameError, match="known parts: extract, load, long, pretrain"):
         resolve_parts(["nope"])
     met = ratio_at_least("x", 9.5, 10.0, "steps/s", 0.9)
     assert met.ratio == pytest.approx(0.95) and met.met is True and met.target == "ratio ≥ 0.9"

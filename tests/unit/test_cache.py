@@ -119,3 +119,7 @@ def test_a_corrupt_clip_stops_extraction_with_one_clear_line(
         embed_task(enc, data, EmbeddingCache(tmp_path / "cache"), batch_size=4, workers=workers)
     message = str(err.value)
     assert "\n" not in message and str(bad) in message and "evalbench data verify synth_detect" in message
+    from evalbench.utils.locks import is_held
+
+    locks = list((tmp_path / "cache").rglob("*.lock"))
+    assert locks and not any(is_held(lock) for lock in locks)  # a failed part gives its entry lock back at once

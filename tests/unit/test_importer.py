@@ -156,6 +156,21 @@ def test_given_folds_are_renumbered(tmp_path: Path) -> None:
     assert sorted(set(done.table["fold"])) == [1, 2, 3] and any("renumbered" in n for n in done.notes)
 
 
+def test_given_split_with_a_group_on_both_sides_is_refused(tmp_path: Path) -> None:
+    """A given split that puts one speaker in train and test would leak; it is refused at import."""
+    source = tmp_path / "spk"
+    for s in ("train", "test"):
+        for spk in ("s1", "s2", "s3", "s4", "s5", "s6"):
+            for c in ("yes", "no"):
+                clip(source / s / f"{spk}_{c}.wav", seed=hash((s, spk, c)) % 10_000)
+    kw = {"split_from": r"^([^/]+)/", "label_from": r"_(yes|no)\.wav$"}
+    msg = error(tmp_path, source, group_from=r"/(s\d)_", **kw)
+    assert msg.startswith("6 group(s) span several splits of the given split column") and "--group-from" in msg
+    assert not (tmp_path / "tasks" / "mine.yaml").exists()
+    run(tmp_path, source, **kw)  # without groups there is nothing to check
+    assert (tmp_path / "tasks" / "mine.yaml").exists()
+
+
 def test_identical_files_stay_in_one_fold(tmp_path: Path) -> None:
     source = class_folders(tmp_path / "animals", per_class=6)
     copy = source / "bark" / "copy_of_0.wav"
