@@ -221,20 +221,52 @@ def crop_start(n_have: int, n_want: int, policy: str, key: str, seed: int) -> in
     raise ValueError(f"unknown crop policy '{policy}'")
 
 
+#: Largest windowed-sinc kernel (float32 elements, 128 MiB) a rate pair may need; see :func:`kernel_elements`.
+MAX_KERNEL_ELEMENTS = 2**25
+
+
+def kernel_elements(orig_sr: int, new_sr: int, zero_crossings: int = 6, rolloff: float = 0.99) -> int:
+    """Number of float32 weights in torchaudio's sinc kernel for ``orig_sr`` → ``new_sr``.
+
+    torchaudio reduces the rates by their gcd to ``o/n`` and builds one filter
+    phase per output sample of a period: ``n`` phases of ``o + 2w`` taps, with
+    ``w = ceil(zero_crossings · o / (rolloff · min(o, n)))`` (its defaults: 6
+    zero crossings, roll-off 0.99).  Standard rates reduce well (44,100 → 16,000
+    is 441/160: 76 k weights), but a rate one hertz off (44,101, typical of a
+    damaged header) does not reduce at all: 16,000 phases × 44,135 taps, 2.8 GB.
+    """
+    g = math.gcd(orig_sr, new_sr)
+    o, n = orig_sr // g, new_sr // g
+    width = math.ceil(zero_crossings * o / (rolloff * min(o, n)))
+    return n * (o + 2 * width)
+
+
 class Resampler:
     """Resample 1-D float32 signals with torchaudio, caching one kernel per rate pair."""
 
     def __init__(self) -> None:
         self._kernels: dict[tuple[int, int], object] = {}
 
-    def __call__(self, wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-        """Return ``wav`` resampled from ``orig_sr`` to ``new_sr`` Hz."""
+    def __call__(self, wav: np.ndarray, orig_sr: int, new_sr: int, source: str | Path = "") -> np.ndarray:
+        """Return ``wav`` resampled from ``orig_sr`` to ``new_sr`` Hz.
+
+        Raises:
+            AudioDecodeError: The rate pair needs a kernel above :data:`MAX_KERNEL_ELEMENTS`
+                (the message names ``source``, the file the samples came from).
+        """
         if orig_sr == new_sr:
             return wav
         import torch
         import torchaudio
 
         key = (orig_sr, new_sr)
+        size = kernel_elements(orig_sr, new_sr)
+        if key not in self._kernels and size > MAX_KERNEL_ELEMENTS:
+            raise AudioDecodeError(
+                f"{source or 'audio'}: resampling {orig_sr} Hz to {new_sr} Hz needs a {size * 4 / 2**30:.1f} GiB "
+                f"filter (the rates have no large common divisor); such a rate is usually a damaged header: check "
+                f"the file, or convert it to a standard rate (e.g. 44100 or 48000 Hz) and run again"
+            )
         if key not in self._kernels:
             self._kernels[key] = torchaudio.transforms.Resample(orig_sr, new_sr)
         with torch.inference_mode():
@@ -294,7 +326,7 @@ def load_clip(
         valid_native = len(wav)
         if sr != target_sr:
             mark = time.perf_counter()
-            wav = resampler(wav, sr, target_sr)[: min(n_target, math.ceil(valid_native * target_sr / sr))]
+            wav = resampler(wav, sr, target_sr, path)[: min(n_target, math.ceil(valid_native * target_sr / sr))]
             if use_cache:
                 cache.put(name, wav)
             resampling = time.perf_counter() - mark

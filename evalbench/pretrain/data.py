@@ -133,7 +133,7 @@ class CropDataset(Dataset):
             return cached
         wav, sr = read_audio(self.corpus.root / name)
         if sr != self.sample_rate:
-            wav = self.resampler(wav, sr, self.sample_rate)
+            wav = self.resampler(wav, sr, self.sample_rate, self.corpus.root / name)
             if use_cache:
                 self.cache.put(entry, wav)
         return np.asarray(wav, dtype=np.float32)
