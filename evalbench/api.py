@@ -140,8 +140,9 @@ def load_results(results_dir: PathLike | None = None, *, tasks_dir: PathLike | N
 
     Columns: ``protocol``, ``encoder``, ``task``, ``task_version``, ``metric`` (the primary), ``mean``, ``std``,
     ``ci95_low``, ``ci95_high``, ``n_seeds``, ``n_folds``, ``n_test``, ``embedding_dim``, ``contaminated``,
-    ``record`` (path under ``results_dir``) and ``suites`` (the suite tables showing the row).  Filter and pivot it
-    as you like, e.g. ``df.pivot(index="encoder", columns="task", values="mean")``.
+    ``excluded`` (clips ``run --skip-bad`` left out; 0 for the full task), ``record`` (path under
+    ``results_dir``) and ``suites`` (the suite tables showing the row).  Filter and pivot it as you like, e.g.
+    ``df.pivot(index="encoder", columns="task", values="mean")``.
 
     Args:
         results_dir: Folder of run records (default: :func:`evalbench.paths.results_dir`).

@@ -31,12 +31,15 @@ show the row, for further analysis.
 
 A record of ``run --skip-bad`` that left clips out (``excluded``,
 :mod:`evalbench.data.skip_bad`) is scored on fewer clips than its task holds.
-Its cell, and a suite average over it, carry ``‡`` (``†`` already marks contamination), a legend under the
-protocol's heading names the pair and the count, the CSV's ``excluded`` column
-holds the count, and the plots put ``‡`` over its bar.  When the same encoder
-also has a record of the full task, that record is the one shown, in every
-table and plot.  ``leaderboard.png`` plots every protocol;
-with ``plot=True`` one ``leaderboard-[<protocol>-]<suite>.png`` per suite table.
+Its cell, and a suite average over it, carry ``‡`` (``†`` already marks
+contamination); a legend under the protocol's heading names the pair and the
+count, the CSV's ``excluded`` column holds the count, and the plots put ``‡``
+over its bar.  When the same encoder also has a record of the full task, that
+record is the one shown, in every table, the CSV and the plots; the other stays
+on disk.
+
+``leaderboard.png`` plots every protocol; with ``plot=True`` one
+``leaderboard-[<protocol>-]<suite>.png`` per suite table.
 
 With ``significance=True`` (``--significance``), each column's best cell is
 bold and every cell whose paired bootstrap difference from it is not

@@ -283,3 +283,41 @@ def test_significance_never_pairs_records_with_different_exclusions() -> None:
     assert _compatible((base, pred), (base, pred))
     assert not _compatible((base, pred), (_skipped(base, 1), pred))  # same dataset, rows numbering other clips
     assert _compatible((_skipped(base, 1), pred), (_skipped(base, 1), pred))
+
+
+def test_every_refused_kind_is_excluded_and_silence_is_kept(folder: dict[str, Path]) -> None:
+    """The whole bad-audio matrix of ``test_bad_audio.py`` through :func:`find_bad` (no encoding): one checker."""
+    from evalbench.data.prepare import open_task_data
+    from evalbench.data.skip_bad import find_bad, without
+    from evalbench.specs.task import load_task
+    from tests.reliability.test_bad_audio import REFUSED
+
+    assert _cli(folder, "data", "prepare", "mine", "--source", str(folder["source"])) == 0
+    cases = [c for c in REFUSED if c != "truncated_mp3"]  # MP3 needs a .mp3 name; its refusal is tested there
+    expected = []
+    assert len(cases) == 12
+    for i, case in enumerate(cases):  # training clips 0..11; 12..15 keep both classes in train
+        name = f"audio/clip_{i:02d}.wav"
+        victim = folder["source"] / name
+        victim.unlink()
+        written = _write_case(victim.with_suffix(""), case)
+        if written != victim:  # FLAC/OGG cases get their own suffix: list that name in place of the WAV
+            written.rename(victim)
+        expected.append((name, "train", REFUSED[case][0]))
+    sf.write(folder["source"] / "audio" / "clip_14.wav", np.zeros(SR, np.int16), SR, subtype="PCM_16")  # silent
+    task = load_task("mine", folder["tasks"])
+    data = open_task_data(task, folder["data"], require_files=False)
+    found = find_bad(data)
+    assert [(c.file, c.part, c.kind) for c in found] == expected
+    assert "audio/clip_14.wav" not in {c.file for c in found}  # silence is valid audio
+    kept = without(data, found)
+    assert kept.n == N - len(cases) and not set(kept.files) & {c.file for c in found}
+    assert kept.classes == data.classes and sorted(set(kept.split)) == ["test", "train", "valid"]
+
+
+def test_python_api_takes_skip_bad_as_a_flag() -> None:
+    from evalbench.api import OptionError, run_config
+
+    assert run_config(skip_bad=True).skip_bad is True and run_config().skip_bad is False
+    with pytest.raises(OptionError, match="skip_bad='yes': give True or False"):
+        run_config(skip_bad="yes")
