@@ -87,10 +87,14 @@ def _part_names(data: TaskData) -> list[str]:
 
 
 def find_bad(data: TaskData, threads: int = 4) -> list[ExcludedClip]:
-    """The clips of ``data`` that ``run`` would refuse, in metadata order (decodes every clip once)."""
+    """The clips of ``data`` that ``run`` would refuse, in metadata order (decodes every clip once).
+
+    A decoder's message may quote the file's absolute path; the detail names the clip by its metadata path
+    instead, so that a record holds no path of the machine that wrote it.
+    """
     parts = _part_names(data)
     return [
-        ExcludedClip(data.files[i], parts[i], problem.kind, problem.detail)
+        ExcludedClip(data.files[i], parts[i], problem.kind, problem.detail.replace(str(data.path(i)), data.files[i]))
         for i, problem in enumerate(check_clips(data, threads))
         if problem is not None and problem.kind not in KEPT_KINDS
     ]

@@ -142,6 +142,7 @@ def test_skip_bad_excludes_exactly_the_bad_clips_and_scores_the_rest(
     ]
     assert "cannot decode audio" in excluded["files"][0]["detail"]
     assert "10 NaN or infinite" in excluded["files"][1]["detail"]
+    assert str(folder["source"]) not in path.read_text()  # no path of this machine in the record
     assert rec["schema_version"] == 2 and schema_errors(rec, json.loads(render_json_schema())) == []
     assert rec["task"]["n_clips"] == N - 2
     assert [r["n"] for r in rec["runs"]] == [{"train": 15, "valid": 4, "test": 3}]  # 4 test clips less 1 bad
@@ -321,3 +322,24 @@ def test_python_api_takes_skip_bad_as_a_flag() -> None:
     assert run_config(skip_bad=True).skip_bad is True and run_config().skip_bad is False
     with pytest.raises(OptionError, match="skip_bad='yes': give True or False"):
         run_config(skip_bad="yes")
+
+
+def test_emptying_a_training_class_or_a_whole_split_is_refused_before_any_work(folder: dict[str, Path]) -> None:
+    from evalbench.data.prepare import open_task_data
+    from evalbench.data.skip_bad import ExcludedClip, without
+    from evalbench.errors import DataError
+    from evalbench.specs.task import load_task
+
+    assert _cli(folder, "data", "prepare", "mine", "--source", str(folder["source"])) == 0
+    data = open_task_data(load_task("mine", folder["tasks"]), folder["data"])
+
+    def clips(rows: range) -> list[ExcludedClip]:
+        return [ExcludedClip(data.files[i], str(data.split[i]), "unreadable", "x") for i in rows]
+
+    with pytest.raises(DataError, match=r"leaves class 'high' with no clip in train \(it had 8;"):
+        without(data, clips(range(1, 16, 2)))  # every "high" training clip
+    with pytest.raises(DataError, match=r"leaves valid with no clip \(it had 4: 'audio/clip_16.wav'"):
+        without(data, clips(range(16, 20)))
+    assert without(data, []) is data  # nothing excluded: the task's own data, untouched
+    kept = without(data, clips(range(1, 14, 2)))  # 7 of the 8: one "high" training clip remains
+    assert kept.n == N - 7 and list(kept.y[kept.split == "train"]).count(1) == 1
