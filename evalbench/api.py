@@ -71,7 +71,7 @@ def evaluate(
             3 → 42, 43, 44, or a list; default: the preset's five), ``protocol`` (``evalbench``, ``evar``,
             ``hear``), ``probe_options`` (e.g. ``{"search": "optuna", "trials": 8}`` for mlp), ``device``,
             ``overwrite``, ``batch_size``, ``workers``, ``precision``, ``tf32``, ``allow_contaminated``,
-            ``data_root``, ``cache_dir``, ``results_dir``.
+            ``skip_bad`` (as ``--skip-bad``), ``data_root``, ``cache_dir``, ``results_dir``.
 
     Returns:
         One :class:`~evalbench.results.frame.TaskResult` per (encoder, task) pair, encoders outer, in the given
@@ -129,7 +129,7 @@ def run_config(probe: str = "linear", **options: Any) -> RunConfig:
         values["workers"] = None
     elif workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise OptionError(f"evaluate(): workers={workers!r}: give a number of worker processes >= 0, or 'auto'")
-    for flag in ("overwrite", "allow_contaminated", "tf32"):
+    for flag in ("overwrite", "allow_contaminated", "tf32", "skip_bad"):
         if not isinstance(options.get(flag, False), bool):
             raise OptionError(f"evaluate(): {flag}={options[flag]!r}: give True or False")
     return RunConfig(probe=probe, **values)
@@ -140,8 +140,9 @@ def load_results(results_dir: PathLike | None = None, *, tasks_dir: PathLike | N
 
     Columns: ``protocol``, ``encoder``, ``task``, ``task_version``, ``metric`` (the primary), ``mean``, ``std``,
     ``ci95_low``, ``ci95_high``, ``n_seeds``, ``n_folds``, ``n_test``, ``embedding_dim``, ``contaminated``,
-    ``record`` (path under ``results_dir``) and ``suites`` (the suite tables showing the row).  Filter and pivot it
-    as you like, e.g. ``df.pivot(index="encoder", columns="task", values="mean")``.
+    ``excluded`` (clips ``run --skip-bad`` left out; 0 for the full task), ``record`` (path under
+    ``results_dir``) and ``suites`` (the suite tables showing the row).  Filter and pivot it as you like, e.g.
+    ``df.pivot(index="encoder", columns="task", values="mean")``.
 
     Args:
         results_dir: Folder of run records (default: :func:`evalbench.paths.results_dir`).

@@ -16,6 +16,11 @@ merges, probes and writes (:mod:`evalbench.embed.shard`); rank 0 runs the
 preflight first (it may generate the synthetic datasets) while the others wait.
 Precision (``--precision``, ``--tf32``) is part of the encoder identity
 whenever it is not float32 on CPU (:mod:`evalbench.utils.precision`).
+
+With ``skip_bad`` (``--skip-bad``) the preflight also decodes every clip once
+and leaves out those that ``run`` would refuse (:mod:`evalbench.data.skip_bad`);
+a task that loses clips is scored on the rest, its record lists them and goes to
+``<task>.<probe>[...].skip-bad.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch
 
 from evalbench import __version__
 from evalbench.data.prepare import open_task_data
+from evalbench.data.skip_bad import ExcludedClip, exclusions_record, find_bad, skip_bad_path, warn, without
 from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.embed.contamination import check_contamination, trained_hashes
@@ -86,6 +92,8 @@ class RunConfig:
         tf32: Allow TF32 matmuls and convolutions on CUDA (off by default).
         encoder_dirs: The encoder spec overlay the encoders came from, searched for the spec a weights file that
             fails to load does match (None: :func:`evalbench.paths.encoder_dirs`).
+        skip_bad: Leave out the clips ``run`` would refuse instead of stopping at the first; the record lists
+            them and the leaderboard marks the row (:mod:`evalbench.data.skip_bad`).
     """
 
     data_root: Path
@@ -103,6 +111,7 @@ class RunConfig:
     precision: str = "fp32"
     tf32: bool = False
     encoder_dirs: list[Path] | None = None
+    skip_bad: bool = False
 
     def __post_init__(self) -> None:
         if self.seeds is None:
@@ -212,10 +221,13 @@ def _record(
     }
 
 
-def _current_key(spec: EncoderSpec, static: dict[str, Any], data: TaskData, cfg: RunConfig) -> str:
+def _current_key(
+    spec: EncoderSpec, static: dict[str, Any], data: TaskData, cfg: RunConfig, excluded: list[ExcludedClip]
+) -> str:
     task = data.task
     return staleness_key(
         {
+            **({"excluded": exclusions_record(excluded)} if excluded else {}),
             "schema_version": SCHEMA_VERSION,
             "evalbench_version": __version__,
             "encoder": {"identity_static": static},
@@ -312,9 +324,16 @@ def run(
             )
     if not env.main:
         barrier(env)  # rank 0 prepares (and may generate) the datasets first
-    datas = {t.name: open_task_data(t, cfg.data_root) for t in tasks}
+    datas = {t.name: open_task_data(t, cfg.data_root, require_files=not cfg.skip_bad) for t in tasks}
     if env.main:
         barrier(env)
+    skipped: dict[str, list[ExcludedClip]] = {}
+    if cfg.skip_bad:  # before the contamination check: the scored clips are those that remain
+        for t in tasks:
+            skipped[t.name] = find_bad(datas[t.name])
+            if skipped[t.name]:
+                warn(datas[t.name], skipped[t.name])
+                datas[t.name] = without(datas[t.name], skipped[t.name])
     digests = {e.name: verify_checkpoint(e) for e in encoders}
     seen = {e.name: trained_hashes(e) for e in encoders}
     overlaps = {
@@ -332,9 +351,11 @@ def run(
         for task in tasks:
             data = datas[task.name]
             ident = protocol_identity(cfg, spec.name, task.name)
+            excluded = skipped.get(task.name, [])
             path = record_file(cfg.results_dir, spec.name, task.name, cfg.probe, ident)
+            path = skip_bad_path(path) if excluded else path  # never the full task's record
             log_debug.debug("%s × %s: record %s, protocol %s", spec.name, task.name, path, ident)
-            if not cfg.overwrite and existing_is_current(path, _current_key(spec, static, data, cfg)):
+            if not cfg.overwrite and existing_is_current(path, _current_key(spec, static, data, cfg, excluded)):
                 log(f"{spec.name} × {task.name}: up to date ({path}); --overwrite recomputes it")
                 outcomes.append(Outcome(spec.name, task.name, "up to date", path))
                 continue
@@ -350,6 +371,8 @@ def run(
             overlap = overlaps[spec.name, task.name]
             if overlap is not None:
                 record["contamination"] = overlap.as_record()
+            if excluded:
+                record["excluded"] = exclusions_record(excluded)
             write_record(path, record)
             # After the record: a failure here leaves a valid, untested record (results/store.py).
             write_predictions(path, record, [(r.test_rows, r.test_scores) for r in runs], data.y)
@@ -363,7 +386,9 @@ def run(
             log(
                 f"{spec.name} × {task.name}: {task.primary_metric} {shown} "
                 f"(extract {timings['extract_s']:.1f} s, {timings['parts_cached']} part(s) cached; "
-                f"probe {timings['probe_s']:.1f} s) → {path}"
+                f"probe {timings['probe_s']:.1f} s)"
+                + (f", {len(excluded)} bad clip(s) excluded (--skip-bad)" if excluded else "")
+                + f" → {path}"
             )
             outcomes.append(Outcome(spec.name, task.name, "written", path, primary))
     return outcomes

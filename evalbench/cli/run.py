@@ -96,6 +96,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="score an encoder on tasks whose test clips it was trained on (the record and leaderboard mark it)",
     )
     p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out the clips that cannot be used (missing, undecodable, truncated, NaN/Inf...; silent clips "
+        "stay) instead of stopping at the first; each one is named, the record (<task>.<probe>.skip-bad.json) "
+        "lists them and the leaderboard marks the row",
+    )
+    p.add_argument(
         "--profile", action="store_true", help="print each pair's time per stage (decode, resample, encode, ...)"
     )
     add_compute(p)
@@ -181,6 +188,7 @@ def handle(args: argparse.Namespace) -> int:
         precision=args.precision,
         tf32=args.tf32,
         encoder_dirs=paths.encoder_dirs(args.encoders_dir),
+        skip_bad=args.skip_bad,
     )
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 alone reports
     inputs = _inputs(args, encoders, tasks, cfg.data_root) if memo is not None and main_rank else None
@@ -220,7 +228,9 @@ def print_summary(pairs: list[tuple[str, str, str, str | Path]]) -> None:
             continue
         ci = score.get("ci95") or {}
         interval = f"[{ci['low']:.4f}, {ci['high']:.4f}]" if "low" in ci and "high" in ci else None
-        rows.append([encoder, task, metric, score.get("mean"), score.get("std"), interval, status])
+        excluded = (record.get("excluded") or {}).get("count")
+        shown = f"{status}, {excluded} clip(s) excluded (--skip-bad)" if excluded else status
+        rows.append([encoder, task, metric, score.get("mean"), score.get("std"), interval, shown])
     headers = ["encoder", "task", "metric", "test", "± std (seeds)", "95% CI", "record"]
     say(tabulate(rows, headers=headers, floatfmt=".4f", missingval="—"))
     written = sum(status == "written" for *_, status, _ in pairs)

@@ -91,6 +91,26 @@ def class_counts(data: TaskData) -> pd.DataFrame:
     return table
 
 
+def check_clips(data: TaskData, threads: int = 4) -> list[Problem | None]:
+    """:func:`check_file` of every clip of ``data`` under the spec's duration bounds, in metadata order.
+
+    The one checker of ``data verify`` and of ``run --skip-bad`` (:mod:`evalbench.data.skip_bad`), so that
+    the two can never disagree on which files are bad.
+    """
+    paths = [data.path(i) for i in range(data.n)]
+    lo, hi = data.task.dataset.min_seconds, data.task.dataset.max_seconds
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(
+            progress(
+                pool.map(lambda p: check_file(p, lo, hi), paths),
+                total=len(paths),
+                desc=f"verify {data.task.name}",
+                unit="file",
+                leave=False,
+            )
+        )
+
+
 def verify_task(task: TaskSpec, data_root: Path, threads: int = 4) -> VerifyReport:
     """Decode every clip of a prepared task and report problems, exclusions and class counts.
 
@@ -98,25 +118,14 @@ def verify_task(task: TaskSpec, data_root: Path, threads: int = 4) -> VerifyRepo
         DatasetNotReadyError: The dataset is not prepared.
     """
     data = open_task_data(task, data_root, require_files=False)
-    paths = [data.path(i) for i in range(data.n)]
-    lo, hi = task.dataset.min_seconds, task.dataset.max_seconds
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(
-            progress(
-                pool.map(lambda p: check_file(p, lo, hi), paths),
-                total=len(paths),
-                desc=f"verify {task.name}",
-                unit="file",
-                leave=False,
-            )
-        )
+    results = check_clips(data, threads)
     return VerifyReport(
         task=task.name,
-        n_files=len(paths),
+        n_files=data.n,
         problems=[p for p in results if p is not None],
         excluded=list(data.dataset.info.get("excluded", [])),
         counts=class_counts(data),
     )
 
 
-__all__ = ["Problem", "VerifyReport", "check_file", "verify_task"]
+__all__ = ["Problem", "VerifyReport", "check_clips", "check_file", "verify_task"]

@@ -235,8 +235,9 @@ def leaderboard_frame(results_dir: Path, suites: Sequence[SuiteSpec]) -> pd.Data
     """The leaderboard in long form: the rows of ``leaderboard.csv`` (without published numbers), as a DataFrame.
 
     One row per run record: protocol, encoder, task, task version, primary metric, mean, std, 95 % interval,
-    seed, fold and test-row counts, embedding dimension, contamination flag, record path, and the suites whose
-    tables show the row (comma-separated; a suite's table holds the newest version of each of its tasks).
+    seed, fold and test-row counts, embedding dimension, contamination flag, clips excluded by ``run --skip-bad``,
+    record path, and the suites whose tables show the row (comma-separated; a suite's table holds the newest
+    version of each of its tasks).  A pair with a full-task record and a ``--skip-bad`` one shows the full one.
 
     Raises:
         ResultsError: A malformed record (naming the file).

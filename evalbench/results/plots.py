@@ -9,7 +9,9 @@ with one seed) and grows in width with encoders × tasks, its legend outside the
 Both plot scores ×100 on one axis, so a primary in the targets' units (a
 regression task's MAE or RMSE, :data:`evalbench.metric_info.TARGET_UNITS`)
 gets no bar (its tick says "not plotted"; the tables show it), and the axis
-reaches below 0 when some score (R², Spearman) is negative.
+reaches below 0 when some score (R², Spearman) is negative.  A bar scored with
+``run --skip-bad`` on fewer clips than its task holds carries ``‡`` above it, as
+its table cell does (:func:`mark_excluded`).
 """
 
 from __future__ import annotations
@@ -42,9 +44,18 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def mark_excluded(ax, bars, excluded: pd.Series) -> None:
+    """Put ``‡`` over each bar of ``bars`` whose record excluded clips (``excluded``: counts, one per bar)."""
+    labels = ["‡" if pd.notna(n) and n > 0 else "" for n in excluded.tolist()]
+    if any(labels):
+        ax.bar_label(bars, labels=labels, fontsize=9, padding=2)
+
+
 def render_plot(df: pd.DataFrame) -> bytes:
     """A grouped bar chart (one panel per protocol) as PNG bytes."""
     plt = _pyplot()
+    from matplotlib.container import BarContainer
+
     protocols = sorted(df.protocol.unique())
     fig, axes = plt.subplots(len(protocols), 1, figsize=(9, 3.6 * len(protocols)), squeeze=False)
     for ax, protocol in zip(axes[:, 0], protocols, strict=True):
@@ -56,6 +67,11 @@ def render_plot(df: pd.DataFrame) -> bytes:
         pivot = sub.pivot(index="task", columns="encoder", values="mean") * 100
         err = sub.pivot(index="task", columns="encoder", values="std") * 100
         pivot.plot.bar(ax=ax, yerr=err, capsize=2, rot=0, width=0.8)
+        if "excluded" in sub:
+            flags = sub.pivot(index="task", columns="encoder", values="excluded").reindex_like(pivot)
+            bars = [c for c in ax.containers if isinstance(c, BarContainer)]  # one per encoder, in column order
+            for enc, container in zip(pivot.columns, bars, strict=False):
+                mark_excluded(ax, container, flags[enc])
         ax.set_ylabel("test score ×100 (primary metric)")
         ax.set_title(f"protocol {protocol}")
         ax.set_ylim(min(0.0, float(np.nanmin((pivot - err.fillna(0.0)).to_numpy()))), 100)
@@ -97,7 +113,7 @@ def render_suite_plot(board: Board, subtitle: str = "") -> bytes:
     for i, enc in enumerate(board.order):
         avg = board.average[enc] if board.average is not None else float("nan")
         label = f"{enc} ({'—' if pd.isna(avg) else f'{100 * avg:.1f}'})"
-        ax.bar(
+        bars = ax.bar(
             x - 0.4 + width * (i + 0.5),
             mean.loc[enc].to_numpy(dtype=float),
             width,
@@ -107,6 +123,8 @@ def render_suite_plot(board: Board, subtitle: str = "") -> bytes:
             error_kw={"elinewidth": 0.8},
             label=label,
         )
+        if "excluded" in board.rows:
+            mark_excluded(ax, bars, board.pivot("excluded").loc[enc].reindex(mean.columns))
     ticks = [c.replace("<br>", "\n") + ("\n(not plotted)" if c in units else "") for c in board.columns]
     ax.set_xticks(x, ticks)
     ax.set_ylabel("test score ×100 (primary metric)")

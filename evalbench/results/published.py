@@ -194,6 +194,7 @@ def leaderboard_rows(published: pd.DataFrame) -> pd.DataFrame:
             "n_test": pd.array([pd.NA] * len(published), dtype="Int64"),
             "embedding_dim": pd.array([pd.NA] * len(published), dtype="Int64"),
             "contaminated": False,
+            "excluded": 0,
             "record": [f"{Path(f).name}#entries[{i}]" for f, i in zip(published.file, published.entry, strict=True)],
             "column": published.task + "<br>" + published.metric,
             "source": published.source,

@@ -9,12 +9,16 @@ it, field by field, and are the one source of three things:
   :class:`evalbench.results.frame.TaskResult`);
 - the list of keys older records of this schema version may lack.
 
-Schema version 1 has grown by added keys without a version bump (records
+Schema version 1 grew by added keys without a version bump (records
 written by evalbench 0.1.0 lack the protocol preset, the bootstrap interval,
 per-stage timings and the compute identity); such keys carry :func:`absent`
-metadata, and the schema leaves them out of ``required``.  A field without
-a default is required.  A type ``X | None`` means the key is present and may be
-null.
+metadata, and the schema leaves them out of ``required``.  Version 2 added
+``excluded`` (``run --skip-bad``) with a bump.  That key changes what the scores
+mean: they are over fewer clips than the task's.  An evalbench that did not
+know the key would show such a score as a full-task one, so older versions
+must refuse these records rather than read them.  A field without a default is
+required.  A type ``X | None`` means the key is present and may be null.  The
+provenance parts live in :mod:`evalbench.results.record_parts` (re-exported here).
 """
 
 from __future__ import annotations
@@ -24,12 +28,20 @@ from typing import Any, Literal
 
 from evalbench.errors import ResultsError, SpecError
 from evalbench.metric_info import HIGHER_IS_BETTER
+from evalbench.results.record_parts import (
+    Compute,
+    Contamination,
+    Environment,
+    ExcludedFile,
+    Exclusions,
+    GitState,
+    Precision,
+)
 from evalbench.results.schema import SCHEMA_VERSION
 from evalbench.specs.task import CropPolicy, LabelType
 
 MetricName = Literal[tuple(HIGHER_IS_BETTER)]  # type: ignore[valid-type]  # every metric evalbench computes
 ValidationRule = Literal["official", "holdout", "next_fold"]  # specs.task.ValidationSpec.rule
-Precision = Literal["fp32", "bf16", "fp16"]  # utils.precision.PRECISIONS (which imports torch)
 Role = Literal["train", "valid", "test"]  # presets.ROLES
 
 BEFORE_PRESETS = "from records written before protocol presets (evalbench-linear-v2)"
@@ -51,19 +63,6 @@ def absent(when: str) -> dict[str, str]:
         The metadata.
     """
     return {"absent": when}
-
-
-@dataclass(frozen=True, kw_only=True)
-class GitState:
-    """The evalbench checkout that computed the record.
-
-    Attributes:
-        commit: Commit hash of the checkout (null outside a git checkout).
-        dirty: Whether ``evalbench/`` had uncommitted changes (null outside a git checkout).
-    """
-
-    commit: str | None
-    dirty: bool | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +161,7 @@ class TaskInfo:
         primary_metric: The metric that selects hyperparameters and ranks the leaderboard.
         split: Fixed split or folds, and the validation rule.
         audio: Preprocessing of the clips.
-        n_clips: Number of clips of the task.
+        n_clips: Number of clips scored: the task's clips less any ``excluded`` ones.
     """
 
     name: str
@@ -362,63 +361,6 @@ class Timings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Environment:
-    """Versions and device that can move a score.
-
-    Attributes:
-        evalbench: evalbench version.
-        python: Python version.
-        platform: Platform string.
-        torch: PyTorch version.
-        numpy: NumPy version.
-        device: Device of the probe (``cpu``, ``cuda:0``...).
-        torch_threads: PyTorch intra-op threads.
-    """
-
-    evalbench: str
-    python: str
-    platform: str
-    torch: str
-    numpy: str
-    device: str
-    torch_threads: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Compute:
-    """How the embeddings were computed (:mod:`evalbench.utils.precision`).
-
-    Attributes:
-        device: Device type of the encoder (``cpu``, ``cuda``).
-        precision: ``fp32``, or ``bf16``/``fp16`` autocast.
-        tf32: Whether TF32 matmuls were allowed.
-        check_deviation: Largest relative deviation from float32 on the check batch (null at fp32).
-        processes: Processes that extracted (torchrun world size).
-    """
-
-    device: str
-    precision: Precision
-    tf32: bool
-    check_deviation: float | None
-    processes: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Contamination:
-    """Test clips the encoder was trained on (only with ``--allow-contaminated``).
-
-    Attributes:
-        test_clips_seen_in_training: Scored clips whose audio is in the encoder's training set.
-        test_clips: Scored clips.
-        examples: A few of the seen clips.
-    """
-
-    test_clips_seen_in_training: int
-    test_clips: int
-    examples: list[str]
-
-
-@dataclass(frozen=True, kw_only=True)
 class RunRecord:
     """One run record: an encoder scored on a task under a probe protocol, with its provenance.
 
@@ -438,6 +380,7 @@ class RunRecord:
         environment: Software versions and device.
         compute: Device, precision and processes of the extraction.
         contamination: Scored clips the encoder was trained on.
+        excluded: Clips left out as unreadable or damaged (``run --skip-bad``); the scores are over the others.
     """
 
     schema_version: int = field(metadata={"const": SCHEMA_VERSION})
@@ -456,6 +399,7 @@ class RunRecord:
     contamination: Contamination = field(
         default=None, metadata=absent("unless the encoder was trained on some of the task's scored clips")
     )
+    excluded: Exclusions = field(default=None, metadata=absent("unless `run --skip-bad` excluded some clip"))
 
 
 def parse_record(record: dict[str, Any], where: str) -> RunRecord:
@@ -479,9 +423,12 @@ __all__ = [
     "EmbeddingInfo",
     "EncoderInfo",
     "Environment",
+    "ExcludedFile",
+    "Exclusions",
     "GitState",
     "Interval",
     "MetricSummary",
+    "Precision",
     "ProbeData",
     "ProbeInfo",
     "Run",

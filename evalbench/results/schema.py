@@ -10,9 +10,11 @@ and the software environment.
 
 Every record is validated on load and before it is written (:func:`validate`):
 a non-finite or out-of-range score is refused, so a wrong number never
-reaches the leaderboard.  Records of older schema versions are upgraded on load by :data:`MIGRATIONS`
-(none yet: this is version 1, which has grown by added keys that older records
-lack; :mod:`evalbench.results.record` says which).
+reaches the leaderboard.  Records of older schema versions are upgraded on load by :data:`MIGRATIONS`.
+Version 1 grew by added keys that older records lack (:mod:`evalbench.results.record`
+says which).  Version 2 adds ``excluded``, the clips ``run --skip-bad`` left out.
+That key is bumped because an evalbench unaware of it would show such a record's
+score as the full task's; older versions refuse version 2 records instead.
 
 The structure of a record is also published as a JSON Schema,
 ``results/schema.json`` (:func:`json_schema`), generated from the typed record
@@ -42,9 +44,20 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from evalbench.errors import ResultsError
 from evalbench.metric_info import RANGE
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REQUIRED = ("schema_version", "encoder", "task", "probe", "scores", "runs", "seeds")
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _v1_to_v2(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 → 2: the version number only.
+
+    Version 1 had no ``--skip-bad``, so a version 1 record scored every clip of its task and has no
+    ``excluded``.  Its staleness key stays that of the current version: upgrading recomputes nothing.
+    """
+    return {**record, "schema_version": 2}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 def upgrade(record: dict[str, Any], where: str) -> dict[str, Any]:

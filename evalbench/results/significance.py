@@ -19,8 +19,8 @@ What is compared, and what is not:
   :func:`evalbench.results.store.load_predictions`); a record without a valid
   one (written before sidecars existed, or rewritten without one) is not tested;
 - only records of the best's dataset and spec (equal ``task.dataset_sha256``
-  and ``task.spec_sha256``) and labels are compared with it, on exactly its
-  test folds; anything else is not tested;
+  and ``task.spec_sha256``), excluded clips (``--skip-bad``) and labels are
+  compared with it, on exactly its test folds; anything else is not tested;
 - the best itself is chosen by the records' means, as the table shows them.
 
 Statuses (the CSV's ``vs_best`` column): ``best``, ``not significant``,
@@ -44,10 +44,20 @@ N_BOOT, LEVEL, SEED = 1000, 0.95, 0
 BEST, TIED, DIFFERENT, UNTESTED = "best", "not significant", "significant", "n/a"
 
 
+def _excluded_files(record: dict) -> list[str]:
+    """The files ``run --skip-bad`` left out of ``record`` (its row ids count the others only)."""
+    return [f["file"] for f in (record.get("excluded") or {}).get("files", [])]
+
+
 def _compatible(best: tuple[dict, Predictions], other: tuple[dict, Predictions]) -> bool:
-    """Same dataset, spec and labels: the two records scored the same clips against the same truth."""
+    """Same dataset, spec, excluded clips and labels: the two records scored the same clips against the same truth.
+
+    Row ids number the clips a record scored, so a record with clips excluded (``--skip-bad``) shares them
+    with no record that excluded other clips, even of the same dataset.
+    """
     (rec_a, pred_a), (rec_b, pred_b) = best, other
     same = all(rec_a["task"].get(k) == rec_b["task"].get(k) for k in ("dataset_sha256", "spec_sha256", "label_type"))
+    same = same and _excluded_files(rec_a) == _excluded_files(rec_b)
     y = pred_a.labels()
     rows = pred_b.y_rows
     return same and rows[-1] < len(y) and np.array_equal(y[rows], pred_b.y)

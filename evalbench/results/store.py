@@ -39,21 +39,27 @@ PREDICTIONS_FORMAT = 1
 
 
 def staleness_key(record: dict[str, Any]) -> str:
-    """The parts of a record that decide whether it is up to date, as canonical JSON."""
-    return canonical_json(
-        {
-            "schema": record.get("schema_version"),
-            "code": record.get("evalbench_version"),  # the code that computed the numbers
-            "encoder": record["encoder"].get("identity_static"),
-            "task": (
-                record["task"].get("version"),
-                record["task"].get("spec_sha256"),
-                record["task"].get("dataset_sha256"),
-            ),
-            "probe": (record["probe"].get("protocol"), record["probe"].get("config")),
-            "seeds": record.get("seeds"),
-        }
-    )
+    """The parts of a record that decide whether it is up to date, as canonical JSON.
+
+    The files ``run --skip-bad`` excluded enter only when there are some, so the key of every record of the
+    full task is what it was before the option existed: a run with another excluded set (or none) is never
+    answered with this record.
+    """
+    key: dict[str, Any] = {
+        "schema": record.get("schema_version"),
+        "code": record.get("evalbench_version"),  # the code that computed the numbers
+        "encoder": record["encoder"].get("identity_static"),
+        "task": (
+            record["task"].get("version"),
+            record["task"].get("spec_sha256"),
+            record["task"].get("dataset_sha256"),
+        ),
+        "probe": (record["probe"].get("protocol"), record["probe"].get("config")),
+        "seeds": record.get("seeds"),
+    }
+    if record.get("excluded"):
+        key["excluded"] = [f["file"] for f in record["excluded"]["files"]]
+    return canonical_json(key)
 
 
 def existing_is_current(path: Path, current: str) -> bool:

@@ -27,8 +27,19 @@ bootstrap interval (``scores.test.<primary>.ci95``) when it has one.
 
 ``leaderboard.csv`` is the same data in long form, one row per (protocol,
 encoder, task), with per-run counts, the interval and the suites whose tables
-show the row, for further analysis.  ``leaderboard.png`` plots every protocol;
-with ``plot=True`` one ``leaderboard-[<protocol>-]<suite>.png`` per suite table.
+show the row, for further analysis.
+
+A record of ``run --skip-bad`` that left clips out (``excluded``,
+:mod:`evalbench.data.skip_bad`) is scored on fewer clips than its task holds.
+Its cell, and a suite average over it, carry ``‡`` (``†`` already marks
+contamination); a legend under the protocol's heading names the pair and the
+count, the CSV's ``excluded`` column holds the count, and the plots put ``‡``
+over its bar.  When the same encoder also has a record of the full task, that
+record is the one shown, in every table, the CSV and the plots; the other stays
+on disk.
+
+``leaderboard.png`` plots every protocol; with ``plot=True`` one
+``leaderboard-[<protocol>-]<suite>.png`` per suite table.
 
 With ``significance=True`` (``--significance``), each column's best cell is
 bold and every cell whose paired bootstrap difference from it is not
@@ -70,6 +81,8 @@ HEADER = (
 )
 OTHER = "other tasks"
 TIED_MARK = "≈"
+EXCLUDED_MARK = "‡"
+PAIR = ["protocol", "encoder", "task", "task_version"]
 
 
 def collect(results_dir: Path) -> pd.DataFrame:
@@ -96,11 +109,14 @@ def collect(results_dir: Path) -> pd.DataFrame:
                 "n_test": sum(r["n"]["test"] for r in runs) // max(1, len(rec["seeds"])),
                 "embedding_dim": rec["encoder"]["embedding_dim"],
                 "contaminated": bool(rec.get("contamination")),
+                "excluded": int((rec.get("excluded") or {}).get("count", 0)),
                 "record": str(path.relative_to(results_dir)),
             }
         )
     df = pd.DataFrame(rows)
-    if len(df):
+    if len(df):  # one record per pair: the full task's over a --skip-bad one of fewer clips
+        full_first = df.sort_values("excluded", kind="stable")
+        df = df.loc[sorted(full_first.drop_duplicates(PAIR, keep="first").index)].reset_index(drop=True)
         df["n_folds"] = df["n_folds"].astype("Int64")
         df[["mean", "std", "ci95_low", "ci95_high"]] = df[["mean", "std", "ci95_low", "ci95_high"]].astype(float)
         df["column"] = [
@@ -198,7 +214,7 @@ def _cell(row: pd.Series, ci: bool) -> str:
         text = show(row["mean"])
     status = row.get("vs_best", "")
     text = f"**{text}**" if status == BEST else f"{text} {TIED_MARK}" if status == TIED else text
-    return text + (" †" if row["contaminated"] else "")
+    return text + (" †" if row["contaminated"] else "") + (f" {EXCLUDED_MARK}" if row.get("excluded") else "")
 
 
 def seeds_text(rows: pd.DataFrame) -> str:
@@ -216,9 +232,11 @@ def _table(board: Board, ci: bool) -> str:
     body = [[enc, *cells.loc[enc].tolist()] for enc in board.order]
     if board.average is not None:
         headers.append("average")
+        partial = set(board.rows.encoder[board.rows.get("excluded", 0) > 0])  # an average over a ‡ cell is one too
         for row in body:
             mean = board.average[row[0]]
-            row.append("—" if pd.isna(mean) else f"{100 * mean:.1f}")
+            mark = f" {EXCLUDED_MARK}" if row[0] in partial else ""
+            row.append("—" if pd.isna(mean) else f"{100 * mean:.1f}{mark}")
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -270,9 +288,26 @@ def render_markdown(df: pd.DataFrame, suites: Sequence[SuiteSpec] = (), *, ci: b
                     "\n† scored with `--allow-contaminated`: the encoder was trained on some of these test clips "
                     "(see the record's `contamination`).\n"
                 )
+            parts.append(excluded_legend(sub))
         heading = f"Suite `{board.title}`" if board.suite else OTHER
         parts.append(f"\n### {heading} ({seeds_text(board.rows)})\n\n{_table(board, ci)}\n{_legend(board)}")
     return "".join(parts)
+
+
+def excluded_legend(rows: pd.DataFrame) -> str:
+    """The ``‡`` line of a protocol section: which pairs ``--skip-bad`` scored on fewer clips, and how many fewer."""
+    marked = rows[rows.get("excluded", pd.Series(0, index=rows.index)) > 0]
+    if marked.empty:
+        return ""
+    pairs = "; ".join(
+        f"{enc} × {task}: {n} clip{'' if n == 1 else 's'}"
+        for enc, task, n in zip(marked.encoder, marked.task, marked.excluded, strict=True)
+    )
+    total = int(marked.excluded.sum())
+    return (
+        f"\n{EXCLUDED_MARK} {total} clip{'' if total == 1 else 's'} excluded as unreadable or damaged "
+        f"(`--skip-bad`), scored on the task's other clips ({pairs}); the record's `excluded` lists every file.\n"
+    )
 
 
 def _units_note(rows: pd.DataFrame) -> str:

@@ -26,7 +26,7 @@ def test_run_writes_records_and_leaderboard(env: Env, capsys: pytest.CaptureFixt
     tasks = ["synth_detect", "synth_events", "synth_pitch", "synth_pitch_reg", "synth_timbre"]
     assert records == [f"{e}/{t}.linear.json" for e in ("logmel", "randproj") for t in tasks]
     rec = json.loads((env.results / "logmel" / "synth_timbre.linear.json").read_text())
-    assert rec["schema_version"] == 1 and rec["seeds"] == [42, 43]
+    assert rec["schema_version"] == 2 and rec["seeds"] == [42, 43]
     assert rec["task"]["version"] == 1 and rec["task"]["classes"][0] == "additive"
     assert len(rec["runs"]) == 2 * 5 and {r["fold"] for r in rec["runs"]} == {1, 2, 3, 4, 5}
     assert rec["probe"]["protocol"] == "evalbench-linear-v3" and rec["probe"]["config"]["solver"] == "newton"
