@@ -268,6 +268,22 @@ def test_a_full_disk_at_the_record_keeps_the_earlier_record(
     assert_same_scores(scores(env.results), uninterrupted)
 
 
+def test_a_full_disk_at_the_leaderboard_keeps_the_earlier_one(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(env.cli("run", *RUN)) == 0
+    assert main(["leaderboard", "--results-dir", str(env.results)]) == 0
+    board = env.results / "leaderboard.md"
+    before = board.read_bytes()
+    disk = FullDisk(monkeypatch, r"^\.tmp-leaderboard\.md-")
+    (env.results / "logmel" / "synth_pitch.linear.json").touch()  # nothing new, but regenerate anyway
+    capsys.readouterr()
+    assert main(["leaderboard", "--results-dir", str(env.results)]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f"cannot write {board}: no space left" in line and "--results-dir" in line and disk.failed
+    assert board.read_bytes() == before and tmp_files(env.results) == []
+
+
 def test_a_full_disk_at_the_predictions_withdraws_the_record_so_the_rerun_writes_both(
     env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], uninterrupted: dict[str, float]
 ) -> None:
@@ -371,3 +387,28 @@ def test_a_file_size_limit_in_a_real_process_fails_cleanly_with_efbig(
     done = run_limited(env, None)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_scores(scores(env.results), uninterrupted)
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_full_disk_at_the_decoded_audio_cache_fails_with_one_line_also_from_a_worker(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    # logmel at 22.05 kHz on the 16 kHz synthetic clips: every clip is resampled, and cached under <cache>/audio.
+    encoders = tmp_path / "encoders"
+    encoders.mkdir()
+    text = (env.encoders / "logmel.yaml").read_text().replace("sample_rate: 16000", "sample_rate: 22050")
+    (encoders / "logmel22.yaml").write_text(text.replace("name: logmel", "name: logmel22"))
+    env = dataclasses.replace(env, encoders=encoders)
+    # A forked DataLoader worker inherits the patch: the error then crosses the process boundary.
+    disk = FullDisk(monkeypatch, r"^\.tmp-[0-9a-f]{32}\.npy-", skip=3)
+    args = env.cli("run", "--encoder", "logmel22", "--tasks", "synth_pitch", "--seeds", "1", "--workers", workers)
+    assert main(args) == 2
+    line = error_line(capsys.readouterr().err)
+    audio = re.escape(str(env.cache / "audio" / "22050Hz"))
+    assert re.search(rf"^evalbench: error: logmel22 × synth_pitch: cannot write {audio}/[0-9a-f]{{2}}/[0-9a-f]{{32}}"
+                     r"\.npy: no space left on the device \(ENOSPC\); ", line), line  # fmt: skip
+    assert "--cache-dir" in line and "Caught" not in line and "Original Traceback" not in line
+    assert tmp_files(env.cache, env.results) == [] and not list(env.results.rglob("*.json"))
+    assert len(list((env.cache / "audio").rglob("*.npy"))) == 3  # the entries written before the disk filled
+    disk.restore()
+    assert main(args) == 0
