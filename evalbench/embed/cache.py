@@ -14,8 +14,8 @@ SHA-256 of the array file, the fitted state the array was computed with), so
 entries of different keys sit side by side.  The array is written first and the
 manifest last, both atomically; if the manifest cannot be written (a full disk:
 :class:`~evalbench.errors.DiskFullError`), the array is removed again, so no
-entry is ever half there and the space it took is given back.  A load verifies that the manifest's full key is
-the one asked for and that the array file's SHA-256 matches the manifest; any
+entry is ever half there and its space is given back.  A load verifies that the
+manifest's full key is the one asked for and that the array file's SHA-256 matches the manifest; any
 disagreement (an interrupted write, a damaged or replaced file) is reported as a
 warning and treated as a miss, so the entry is recomputed, never read wrong.
 

@@ -96,7 +96,8 @@ def export_encoder(
     """Write the weights, the training-clip fingerprint and ``<encoders_dir>/<name>.yaml``; returns the YAML path.
 
     ``export_format`` (:data:`EXPORT_FORMATS`): ``safetensors`` also writes
-    ``encoder.safetensors`` and ``init.safetensors`` and registers those.
+    ``encoder.safetensors`` and ``init.safetensors`` and registers those; ``pt``
+    removes any left by an earlier export, whose weights may be of another step.
     """
     if export_format not in EXPORT_FORMATS:
         raise ValueError(f"export format '{export_format}' is not one of {', '.join(EXPORT_FORMATS)}")
@@ -109,6 +110,9 @@ def export_encoder(
     if export_format == "safetensors":
         weights = out_dir / SAFE_WEIGHTS
         save_checkpoint(weights, _Plain(network), method.FAMILY, options, meta, PRETRAIN_ADVICE)
+    else:
+        for stale in (SAFE_WEIGHTS, SAFE_INIT):
+            (out_dir / stale).unlink(missing_ok=True)
     atomic_write_text(out_dir / TRAINED_ON, "\n".join(sorted(set(content_hashes))) + "\n", PRETRAIN_ADVICE)
     spec = {
         "name": name,

@@ -155,6 +155,11 @@ def test_pretrain_exports_safetensors_that_run_scores_like_the_pt(
     records = {n: json.loads((penv.results / n / "synth_detect.linear.json").read_text()) for n in ("st", "st-pt")}
     for metric, value in records["st-pt"]["scores"]["test"].items():
         assert records["st"]["scores"]["test"][metric]["mean"] == pytest.approx(value["mean"], rel=1e-9, abs=1e-12)
+    # Exported again as pt (a finished run re-exports): the YAML registers encoder.pt, no stale safetensors stays.
+    assert pretrain(penv, "--data", clips, "--steps", "2", "--name", "st") == 0
+    assert not (folder / "encoder.safetensors").exists() and not (folder / "init.safetensors").exists()
+    spec = yaml.safe_load((penv.encoders / "st.yaml").read_text())
+    assert (penv.encoders / spec["checkpoint"]["path"]).resolve() == (folder / "encoder.pt").resolve()
 
 
 def test_a_truncated_registered_safetensors_stops_run_with_one_line(
