@@ -223,6 +223,19 @@ def test_cache_store_leaves_no_half_entry_and_keeps_the_others(
     np.testing.assert_array_equal(cache.load("enc", "task", "test", {"p": 2}), new)
 
 
+def test_a_full_disk_while_spilling_fused_features_names_the_scratch_folder(tmp_path: Path) -> None:
+    from evalbench.embed.fit import _Spill
+
+    spill = _Spill(tmp_path / "tmp")
+    spill.file = _Limited(spill.file, 64)  # type: ignore[assignment]
+    with pytest.raises(DiskFullError) as exc:
+        spill.append(torch.ones(4, 8, 16), torch.full((4,), 16))
+    assert str(exc.value).startswith(f"cannot write {tmp_path / 'tmp' / 'fused-features-*'}: no space left")
+    assert "--cache-dir" in str(exc.value)
+    spill.close()
+    assert list((tmp_path / "tmp").iterdir()) == []  # the spill file is anonymous: nothing stays behind
+
+
 # --- through `evalbench run` and `evalbench pretrain` ---------------------------------------------------------
 
 
