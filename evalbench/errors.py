@@ -6,6 +6,15 @@ prints it as ``evalbench: error: <message>`` and exits with status 2, never a
 traceback.  Anything else escaping the library is a bug.
 """
 
+import errno
+
+# errno values of a write that failed for want of room, and how each is said (see DiskFullError)
+DISK_FULL = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file would exceed the file system's or the process's file-size limit (ulimit -f)",
+}
+
 
 class EvalbenchError(Exception):
     """A mistake in input, configuration or environment that the user can fix."""
@@ -41,3 +50,20 @@ class MetricUndefinedError(EvalbenchError):
 
 class ResultsError(EvalbenchError):
     """A run record is malformed or from an unknown schema version."""
+
+
+class DiskFullError(EvalbenchError):
+    """A write failed because the disk, the user's quota or the file-size limit is exhausted.
+
+    Raised by :mod:`evalbench.utils.io` for ``ENOSPC``, ``EDQUOT`` and ``EFBIG``
+    after removing its temporary file, so nothing partial is left and the file
+    at ``path`` (if any) is the previous one.  Worth its own type: it is the
+    environment's fault, not the input's, and the fix is the same everywhere.
+
+    Attributes:
+        path: The file that could not be written.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path

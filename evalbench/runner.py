@@ -50,7 +50,7 @@ from evalbench.embed.extract import (
     static_identity,
     verify_checkpoint,
 )
-from evalbench.errors import EvalbenchError
+from evalbench.errors import DiskFullError, EvalbenchError
 from evalbench.presets import DEFAULT_PRESET, get_preset, identity, record_file
 from evalbench.presets import probe_config as preset_probe_config
 from evalbench.pretrain.distributed import DistEnv, barrier, init_from_env, rank_device
@@ -375,7 +375,14 @@ def run(
                 record["excluded"] = exclusions_record(excluded)
             write_record(path, record)
             # After the record: a failure here leaves a valid, untested record (results/store.py).
-            write_predictions(path, record, [(r.test_rows, r.test_scores) for r in runs], data.y)
+            try:
+                write_predictions(path, record, [(r.test_rows, r.test_scores) for r in runs], data.y)
+            except DiskFullError as exc:  # the run fails; kept, the record would make the rerun skip its sidecar
+                path.unlink(missing_ok=True)
+                raise DiskFullError(
+                    f"{spec.name} × {task.name}: {exc}; its record {path} was withdrawn so that the rerun writes both",
+                    exc.path,
+                ) from None
             primary = record["scores"]["test"][task.primary_metric]
             shown = "undefined" if primary["mean"] is None else f"{primary['mean']:.4f}"
             if primary["mean"] is not None and len(cfg.seeds) > 1:

@@ -8,8 +8,14 @@ Two formats are read:
   pretrain``): ``{"format": "evalbench-checkpoint", "version": 1, "family": ...,
   "state_dict": {...}, "meta": {...}}``.
 
-Files are always opened with ``torch.load(..., weights_only=True)``: a file that
-needs arbitrary unpickling is refused rather than executed.  Key layouts are
+Either may also be a ``.safetensors`` file (:func:`save_checkpoint` writes one
+when the path ends so; ``evalbench pretrain --export-format safetensors``): the
+tensors, with evalbench's fields as JSON strings in the header's metadata
+(safetensors metadata maps strings to strings).  Reading one involves no pickle
+at all, and other tools read the format.
+
+Torch files are always opened with ``torch.load(..., weights_only=True)``: a
+file that needs arbitrary unpickling is refused rather than executed.  Key layouts are
 checked against the module before loading, and every missing, unexpected or
 mis-shaped key is listed in the error (:class:`KeyMismatch`).
 
@@ -25,6 +31,7 @@ executed.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -40,14 +47,21 @@ from evalbench.utils.io import atomic_write_bytes
 
 FORMAT = "evalbench-checkpoint"
 VERSION = 1
+SAFETENSORS = ".safetensors"
+_JSON_FIELDS = ("version", "family", "options", "meta")  # stored JSON-encoded in a safetensors header
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a checkpoint file safely, without stripping key prefixes (see :func:`load_checkpoint`).
 
+    A ``.safetensors`` file is read by :func:`read_safetensors`, anything else
+    with ``torch.load(weights_only=True)``.
+
     Raises:
         EvalbenchError: Unreadable file, unsafe pickle, or not a state dict.
     """
+    if Path(path).suffix == SAFETENSORS:
+        return read_safetensors(Path(path))
     try:
         obj = torch.load(Path(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -65,6 +79,44 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not isinstance(obj, Mapping) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
         raise EvalbenchError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
     return dict(obj), meta
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and evalbench metadata of a ``.safetensors`` file (no pickle involved).
+
+    The whole file is parsed and checked by the safetensors library first, so a
+    truncated or damaged file is refused before anything is used.  Without
+    evalbench metadata (a file from another tool) the meta is empty, as for a
+    bare state dict.
+
+    Raises:
+        EvalbenchError: Missing, truncated or damaged file, or malformed evalbench metadata (naming the file).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise EvalbenchError(f"{path}: checkpoint file not found") from None
+    except OSError as exc:
+        raise EvalbenchError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
+    try:
+        state = load(data)
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+        stored = header.get("__metadata__") or {}
+        meta: dict[str, Any] = {}
+        if stored.get("format") == FORMAT:
+            meta = {"format": FORMAT, **{k: json.loads(stored[k]) for k in _JSON_FIELDS}}
+    except (SafetensorError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        lines = str(exc).strip().splitlines()
+        shown = lines[0][:200] if lines else type(exc).__name__
+        raise EvalbenchError(
+            f"{path}: not a readable safetensors checkpoint ({shown}); the file is truncated or damaged: "
+            "export or download it again"
+        ) from None
+    return dict(state), meta
 
 
 @dataclass(frozen=True)
@@ -286,16 +338,25 @@ def matching(
     return out
 
 
-def save_checkpoint(path: Path, module: nn.Module, family: str, options: dict, meta: dict | None = None) -> None:
-    """Write ``module``'s weights as an evalbench checkpoint, atomically."""
+def save_checkpoint(
+    path: Path, module: nn.Module, family: str, options: dict, meta: dict | None = None, advice: str | None = None
+) -> None:
+    """Write ``module``'s weights as an evalbench checkpoint, atomically (``advice``: what to do on a full disk).
+
+    A path ending in ``.safetensors`` gets that format: the same tensors (made
+    contiguous, unshared: what safetensors stores), and ``family``, ``options``
+    and ``meta`` as JSON strings in the header, which :func:`read_checkpoint`
+    turns back into the same meta as a torch file's.
+    """
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    fields = {"format": FORMAT, "version": VERSION, "family": family, "options": options, "meta": meta or {}}
+    if Path(path).suffix == SAFETENSORS:
+        from safetensors.torch import save
+
+        header = {"format": FORMAT, **{k: json.dumps(fields[k], sort_keys=True) for k in _JSON_FIELDS}}
+        tensors = {k: v.contiguous() for k, v in state.items()}
+        atomic_write_bytes(Path(path), save(tensors, metadata=header), advice)
+        return
     buf = io.BytesIO()
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "family": family,
-        "options": options,
-        "meta": meta or {},
-        "state_dict": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()},
-    }
-    torch.save(payload, buf)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    torch.save({**fields, "state_dict": state}, buf)
+    atomic_write_bytes(Path(path), buf.getvalue(), advice)

@@ -85,6 +85,24 @@ def _stdout_gone() -> int:
     return 141
 
 
+def one_line(exc: EvalbenchError) -> str:
+    """The message of ``exc`` as one line, also when PyTorch re-raised it from a DataLoader worker.
+
+    PyTorch re-raises a worker's exception as ``type(exc)(text)`` with text
+    ``Caught X in DataLoader worker process N.``, then ``Original Traceback ...``
+    lines ending in ``module.X: <message>``; the traceback is noise to the user (the error is
+    theirs to fix, not a bug), so only the original message is kept, after any
+    prefix added on the way up (e.g. the encoder × task pair).
+    """
+    text = str(exc)
+    caught = text.find("Caught ")
+    if caught < 0 or "\nOriginal Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    head, sep, message = last.partition(": ")
+    return text[:caught] + (message if sep and head.rpartition(".")[2] == type(exc).__name__ else last)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     args = build_parser().parse_args(argv)
@@ -96,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_gone()
     except EvalbenchError as exc:
-        print(f"evalbench: error: {exc}", file=sys.stderr)
+        print(f"evalbench: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -112,6 +112,6 @@ def handle(args: argparse.Namespace) -> int:
                 raise type(exc)(f"{spec.name} × {task.name}: {exc}") from None
             arrays: dict[str, Any] = {"embeddings": np.asarray(x, dtype=np.float32), **columns(data)}
             path = folder / f"{task.name}.npz"
-            atomic_savez(path, arrays)
+            atomic_savez(path, arrays, "free space there, or write the embeddings elsewhere with --out")
             say(f"{spec.name} × {task.name}: wrote {path}: embeddings {x.shape} ({_provenance(stats)})")
     return 0

@@ -43,6 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
     p.add_argument("--recipes-dir", type=Path, help="recipe folder (default: <encoders-dir>/recipes)")
     p.add_argument(
+        "--export-format",
+        choices=("pt", "safetensors"),
+        default="pt",
+        help="weights file the encoder YAML registers: pt (encoder.pt) or safetensors (also writes "
+        "encoder.safetensors, loaded without any pickle; default: pt)",
+    )
+    p.add_argument(
         "--monitor",
         metavar="TASK",
         help="score the encoder every train.monitor_every steps with a kNN probe on TASK's train/valid split "
@@ -106,6 +113,7 @@ def handle(args: argparse.Namespace) -> int:
         device=args.device,
         restart=args.restart,
         monitor=args.monitor,
+        export_format=args.export_format,
         command=command_line(sys.argv[1:] if sys.argv[1:2] == ["pretrain"] else ["pretrain", args.method]),
     )
     result = pretrain(job)

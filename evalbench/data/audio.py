@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from evalbench.errors import AudioDecodeError
+from evalbench.utils.io import CACHE_ADVICE, atomic_save_npy
 
 RESAMPLE_METHOD = "torchaudio-sinc, float32 cached"  # part of the embedding-cache key
 
@@ -377,9 +378,10 @@ class ResampleCache:
         return data
 
     def put(self, name: tuple, wav: np.ndarray) -> None:
-        """Store ``wav`` (float32) for ``name`` atomically."""
-        path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        np.save(tmp, np.ascontiguousarray(wav, dtype=np.float32), allow_pickle=False)
-        os.replace(tmp, path)
+        """Store ``wav`` (float32) for ``name`` atomically.
+
+        Through :func:`~evalbench.utils.io.atomic_save_npy` without fsync (an
+        entry is verified when read and recomputed if damaged), so a full disk
+        leaves no partial file and raises :class:`~evalbench.errors.DiskFullError`.
+        """
+        atomic_save_npy(self._path(name), np.ascontiguousarray(wav, dtype=np.float32), CACHE_ADVICE, durable=False)

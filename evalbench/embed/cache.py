@@ -12,8 +12,10 @@ Layout: ``<root>/<encoder>/<task>/<part>.<key[:16]>.npy`` (float32,
 memory-mappable) plus ``<part>.<key[:16]>.json``, its manifest (full key, shape,
 SHA-256 of the array file, the fitted state the array was computed with), so
 entries of different keys sit side by side.  The array is written first and the
-manifest last, both atomically.  A load verifies that the manifest's full key is
-the one asked for and that the array file's SHA-256 matches the manifest; any
+manifest last, both atomically; if the manifest cannot be written (a full disk:
+:class:`~evalbench.errors.DiskFullError`), the array is removed again, so no
+entry is ever half there and its space is given back.  A load verifies that the
+manifest's full key is the one asked for and that the array file's SHA-256 matches the manifest; any
 disagreement (an interrupted write, a damaged or replaced file) is reported as a
 warning and treated as a miss, so the entry is recomputed, never read wrong.
 
@@ -44,7 +46,7 @@ import numpy as np
 
 from evalbench.errors import EvalbenchError
 from evalbench.utils.hashing import sha256_file, sha256_json
-from evalbench.utils.io import atomic_save_npy, atomic_write_json
+from evalbench.utils.io import CACHE_ADVICE, atomic_save_npy, atomic_write_json
 from evalbench.utils.locks import acquire, is_held, release
 
 CACHE_FORMAT = 2
@@ -202,19 +204,24 @@ class EmbeddingCache:
         if not np.isfinite(array).all():
             raise EvalbenchError(f"refusing to cache non-finite embeddings for {encoder}/{task}/{part}")
         manifest.unlink(missing_ok=True)
-        atomic_save_npy(npy, array)
-        atomic_write_json(
-            manifest,
-            {
-                "key": key,
-                "shape": list(array.shape),
-                "dtype": "float32",
-                "nbytes": npy.stat().st_size,
-                "sha256": sha256_file(npy),
-                "fitted": fitted or {},
-                "payload": payload,
-            },
-        )
+        atomic_save_npy(npy, array, CACHE_ADVICE)
+        try:
+            atomic_write_json(
+                manifest,
+                {
+                    "key": key,
+                    "shape": list(array.shape),
+                    "dtype": "float32",
+                    "nbytes": npy.stat().st_size,
+                    "sha256": sha256_file(npy),
+                    "fitted": fitted or {},
+                    "payload": payload,
+                },
+                advice=CACHE_ADVICE,
+            )
+        except BaseException:  # an array without its manifest is a miss anyway: give its space back
+            npy.unlink(missing_ok=True)
+            raise
         log.debug("cache write %s/%s/%s: %s %s", encoder, task, part, tuple(array.shape), npy)
         return npy
 
@@ -246,5 +253,6 @@ class EmbeddingCache:
         if not _finite(state):
             raise EvalbenchError(f"refusing to cache a non-finite fitted state {state} for {encoder}/{task}")
         key = self.key(payload)
-        atomic_write_json(self._state_path(encoder, task, key), {"key": key, "payload": payload, "state": state})
+        state_path = self._state_path(encoder, task, key)
+        atomic_write_json(state_path, {"key": key, "payload": payload, "state": state}, advice=CACHE_ADVICE)
         log.debug("fitted state of %s on %s cached: %s", encoder, task, state)

@@ -41,9 +41,10 @@ from evalbench.data.task_data import TaskData
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.embed.encoder import LoadedEncoder, static_identity
 from evalbench.embed.loader import ClipDataset, clip_batches
-from evalbench.errors import EvalbenchError
+from evalbench.errors import DiskFullError, EvalbenchError
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
+from evalbench.utils.io import CACHE_ADVICE, disk_full_error, is_disk_full
 
 FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (docs/protocol.md §2.1)
 FEATURE_BUDGET_BYTES = 2 * 1024**3
@@ -203,14 +204,30 @@ class _Spill:
     """
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.file = tempfile.TemporaryFile(dir=folder, prefix="fused-features-")  # noqa: SIM115 (closed by close())
+        self.folder = folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.file = tempfile.TemporaryFile(dir=folder, prefix="fused-features-")  # noqa: SIM115 (closed by close())
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise self._full(exc) from None
+            raise
         self.batches: list[tuple[tuple[int, ...], np.dtype, torch.Tensor]] = []
         self.nbytes = 0
 
+    def _full(self, exc: OSError) -> DiskFullError:
+        """A full disk while spilling: named by the folder (the file itself is anonymous and already gone)."""
+        return disk_full_error(self.folder / "fused-features-*", exc, CACHE_ADVICE)
+
     def append(self, feats: torch.Tensor, lengths: torch.Tensor) -> None:
         array = np.ascontiguousarray(feats.cpu().numpy())
-        self.file.write(memoryview(array).cast("B"))
+        try:
+            self.file.write(memoryview(array).cast("B"))
+            self.file.flush()  # a full disk shows here, not at a later read
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise self._full(exc) from None
+            raise
         self.batches.append((array.shape, array.dtype, lengths.cpu()))
         self.nbytes += array.nbytes
 

@@ -352,11 +352,11 @@ def save_curve(history: History, out_dir: Path, title: str) -> list[Path]:
     """Write ``loss.csv`` and ``loss.png`` (raw loss and a 20-step running mean) into ``out_dir``."""
     import pandas as pd
 
-    from evalbench.utils.io import atomic_write_text
+    from evalbench.utils.io import PRETRAIN_ADVICE, atomic_write_text
 
     frame = pd.DataFrame(history.rows, columns=["step", "loss", "lr", "seconds"])
     paths = [Path(out_dir) / "loss.csv", Path(out_dir) / "loss.png"]
-    atomic_write_text(paths[0], frame.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(paths[0], frame.to_csv(index=False, lineterminator="\n"), PRETRAIN_ADVICE)
     if frame.empty:
         return paths[:1]
     from evalbench.utils.plots import pyplot, save_png

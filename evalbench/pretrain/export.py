@@ -7,6 +7,14 @@ On finish, ``evalbench pretrain`` writes into the run folder:
   keys (no ``module.``, ``_orig_mod.`` or method prefixes);
 - ``trained_on.txt``: the SHA-256 of every training clip, one per line, which
   ``run``'s contamination guard compares with each task's test clips;
+- with ``--export-format safetensors``, also ``encoder.safetensors`` (and
+  ``init.safetensors`` from ``init.pt``): the same tensors and metadata in a
+  format read without any pickle and by other tools.  The YAMLs then register
+  the safetensors files, so what ``run`` verifies (SHA-256) and loads is the
+  pickle-free file.  The ``.pt`` files stay: the HEAR export
+  (``evalbench.hear``) and earlier tools look for ``encoder.pt`` in the folder,
+  and the format is a choice of what is registered, not of what can be read
+  (:func:`~evalbench.adapters.checkpoints.read_checkpoint` reads both);
 
 and ``<encoders dir>/<name>.yaml``: adapter, options, pooling, checkpoint path
 and SHA-256, and the provenance (method, preset, resolved recipe, data
@@ -30,14 +38,16 @@ from typing import Any
 
 import yaml
 
-from evalbench.adapters.checkpoints import save_checkpoint
+from evalbench.adapters.checkpoints import read_checkpoint, save_checkpoint
 from evalbench.pretrain.base import PretrainMethod
 from evalbench.specs.recipe import Recipe
 from evalbench.utils.hashing import sha256_file
-from evalbench.utils.io import atomic_write_text
+from evalbench.utils.io import PRETRAIN_ADVICE, atomic_write_text
 from evalbench.utils.provenance import git_state
 
 WEIGHTS, TRAINED_ON, INIT = "encoder.pt", "trained_on.txt", "init.pt"
+SAFE_WEIGHTS, SAFE_INIT = "encoder.safetensors", "init.safetensors"
+EXPORT_FORMATS = ("pt", "safetensors")  # what the encoder YAMLs register
 TWIN_SUFFIX = "-init"
 
 
@@ -63,7 +73,9 @@ def export_initial(method: PretrainMethod, recipe: Recipe, data: dict[str, Any],
     """Save the network as initialised (step 0) to ``<out_dir>/init.pt``: the trained encoder's random twin."""
     meta = {"method": method.NAME, "preset": recipe.preset, "steps": 0, "data": data["fingerprint"]}
     path = Path(out_dir) / INIT
-    save_checkpoint(path, _Plain(method.encoder_network()), method.FAMILY, method.encoder_options(), meta)
+    save_checkpoint(
+        path, _Plain(method.encoder_network()), method.FAMILY, method.encoder_options(), meta, PRETRAIN_ADVICE
+    )
     return path
 
 
@@ -79,15 +91,29 @@ def export_encoder(
     final_loss: float,
     command: str,
     extra: dict[str, Any] | None = None,
+    export_format: str = "pt",
 ) -> Path:
-    """Write the weights, the training-clip fingerprint and ``<encoders_dir>/<name>.yaml``; returns the YAML path."""
+    """Write the weights, the training-clip fingerprint and ``<encoders_dir>/<name>.yaml``; returns the YAML path.
+
+    ``export_format`` (:data:`EXPORT_FORMATS`): ``safetensors`` also writes
+    ``encoder.safetensors`` and ``init.safetensors`` and registers those; ``pt``
+    removes any left by an earlier export, whose weights may be of another step.
+    """
+    if export_format not in EXPORT_FORMATS:
+        raise ValueError(f"export format '{export_format}' is not one of {', '.join(EXPORT_FORMATS)}")
     out_dir, encoders_dir = Path(out_dir), Path(encoders_dir)
     network = method.encoder_network()
     options = method.encoder_options()
     meta = {"method": method.NAME, "preset": recipe.preset, "steps": steps, "data": data["fingerprint"]}
     weights = out_dir / WEIGHTS
-    save_checkpoint(weights, _Plain(network), method.FAMILY, options, meta)
-    atomic_write_text(out_dir / TRAINED_ON, "\n".join(sorted(set(content_hashes))) + "\n")
+    save_checkpoint(weights, _Plain(network), method.FAMILY, options, meta, PRETRAIN_ADVICE)
+    if export_format == "safetensors":
+        weights = out_dir / SAFE_WEIGHTS
+        save_checkpoint(weights, _Plain(network), method.FAMILY, options, meta, PRETRAIN_ADVICE)
+    else:
+        for stale in (SAFE_WEIGHTS, SAFE_INIT):
+            (out_dir / stale).unlink(missing_ok=True)
+    atomic_write_text(out_dir / TRAINED_ON, "\n".join(sorted(set(content_hashes))) + "\n", PRETRAIN_ADVICE)
     spec = {
         "name": name,
         "adapter": method.FAMILY,
@@ -114,10 +140,24 @@ def export_encoder(
     }
     path = encoders_dir / f"{name}.yaml"
     header = f"# Written by `{command}`; running it again (it resumes, or --restart) rewrites this file.\n"
-    atomic_write_text(path, header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=110))
+    atomic_write_text(
+        path, header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=110), PRETRAIN_ADVICE
+    )
     if (out_dir / INIT).is_file():
-        _register_twin(spec, out_dir / INIT, encoders_dir, header)
+        init = out_dir / INIT if export_format == "pt" else _as_safetensors(out_dir / INIT, out_dir / SAFE_INIT)
+        _register_twin(spec, init, encoders_dir, header)
     return path
+
+
+def _as_safetensors(source: Path, dest: Path) -> Path:
+    """Rewrite the evalbench checkpoint ``source`` (``init.pt``) as ``dest`` in safetensors: same tensors and meta.
+
+    Converted at export rather than saved at step 0, so that a run started
+    without ``--export-format safetensors`` and finished with it still gets both.
+    """
+    state, meta = read_checkpoint(source)
+    save_checkpoint(dest, _Fixed(state), meta["family"], meta["options"], meta["meta"], PRETRAIN_ADVICE)
+    return dest
 
 
 def _register_twin(spec: dict[str, Any], weights: Path, encoders_dir: Path, header: str) -> Path:
@@ -132,8 +172,20 @@ def _register_twin(spec: dict[str, Any], weights: Path, encoders_dir: Path, head
     }
     twin["pretrain"].pop("classifier", None)
     path = encoders_dir / f"{name}{TWIN_SUFFIX}.yaml"
-    atomic_write_text(path, header + yaml.safe_dump(twin, sort_keys=False, allow_unicode=True, width=110))
+    atomic_write_text(
+        path, header + yaml.safe_dump(twin, sort_keys=False, allow_unicode=True, width=110), PRETRAIN_ADVICE
+    )
     return path
+
+
+class _Fixed:
+    """Adapter giving :func:`save_checkpoint` a state dict already read from a file."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state
 
 
 class _Plain:
@@ -146,4 +198,15 @@ class _Plain:
         return plain_keys(self.module.state_dict())
 
 
-__all__ = ["INIT", "TRAINED_ON", "TWIN_SUFFIX", "WEIGHTS", "export_encoder", "export_initial", "plain_keys"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "INIT",
+    "SAFE_INIT",
+    "SAFE_WEIGHTS",
+    "TRAINED_ON",
+    "TWIN_SUFFIX",
+    "WEIGHTS",
+    "export_encoder",
+    "export_initial",
+    "plain_keys",
+]

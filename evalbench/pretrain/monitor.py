@@ -54,7 +54,7 @@ from evalbench.data.task_data import TaskData
 from evalbench.embed.standardize import Standardizer
 from evalbench.errors import AudioDecodeError, EvalbenchError, MetricUndefinedError
 from evalbench.specs.task import TaskSpec
-from evalbench.utils.io import atomic_write_text
+from evalbench.utils.io import PRETRAIN_ADVICE, atomic_write_text
 
 
 def monitor_rows(data: TaskData, max_clips: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
@@ -234,7 +234,7 @@ class Monitor:
         paths = [self.out_dir / "monitor.csv", self.out_dir / "monitor.png"]
         lines = [f"step,{self.metric},seconds"]
         lines += [f"{r['step']},{r[self.metric]!r},{r['seconds']:.3f}" for r in self.history]
-        atomic_write_text(paths[0], "\n".join(lines) + "\n")
+        atomic_write_text(paths[0], "\n".join(lines) + "\n", PRETRAIN_ADVICE)
         if not self.history:
             return paths[:1]
         from matplotlib.ticker import MaxNLocator

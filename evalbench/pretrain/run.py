@@ -86,6 +86,8 @@ class PretrainJob:
         tasks_dir: Task specs (``--task``).
         command: The command line, recorded in the encoder YAML.
         monitor: ``--monitor`` task scored every ``train.monitor_every`` steps (:mod:`evalbench.pretrain.monitor`).
+        export_format: ``pt`` or ``safetensors``: which weights file the encoder YAMLs register
+            (:func:`~evalbench.pretrain.export.export_encoder`).
     """
 
     method: str
@@ -104,6 +106,7 @@ class PretrainJob:
     restart: bool = False
     command: str = ""
     monitor: str | None = None
+    export_format: str = "pt"
 
 
 @dataclass
@@ -335,7 +338,7 @@ def _pretrain(job: PretrainJob, cls: type, env: DistEnv, log: Callable[[str], No
         log(f"pretrain {job.method}: the classifier's own accuracy on {extra['held_out']}: {extra['accuracy']:.4f}")
     yaml_path = export_encoder(
         method, recipe, data, list(corpus.content.values()), out_dir, name, job.encoders_dir, step, final,
-        job.command, extra,
+        job.command, extra, job.export_format,
     )  # fmt: skip
     log(f"pretrain {job.method}: {step} steps, final loss {final:.4f} (mean of the last 20); loss curve {out_dir}")
     if monitor is not None and monitor.last() is not None:

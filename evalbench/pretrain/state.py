@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from evalbench.errors import EvalbenchError
-from evalbench.utils.io import atomic_write_bytes
+from evalbench.utils.io import PRETRAIN_ADVICE, atomic_write_bytes
 
 STATE_FORMAT = "evalbench-pretrain-state"
 STATE_VERSION = 1
@@ -57,10 +57,14 @@ def set_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
 
 
 def save_state(path: Path, payload: dict[str, Any]) -> None:
-    """Write a checkpoint atomically (an interrupted write leaves the previous one intact)."""
+    """Write a checkpoint atomically (an interrupted write leaves the previous one intact).
+
+    Raises:
+        DiskFullError: No room for it; the previous checkpoint is unchanged, so the same command resumes from it.
+    """
     buf = io.BytesIO()
     torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **payload}, buf)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue(), PRETRAIN_ADVICE)
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import numpy as np
 from evalbench.errors import ResultsError
 from evalbench.results.schema import load_record, validate
 from evalbench.utils.hashing import canonical_json, sha256_json
-from evalbench.utils.io import atomic_savez, atomic_write_json
+from evalbench.utils.io import RESULTS_ADVICE, atomic_savez, atomic_write_json
 
 PREDICTIONS_FORMAT = 1
 
@@ -79,7 +79,7 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
         ResultsError: The record fails :func:`~evalbench.results.schema.validate`; nothing is written.
     """
     validate(record, str(path))
-    atomic_write_json(path, record, allow_nan=False)
+    atomic_write_json(path, record, allow_nan=False, advice=RESULTS_ADVICE)
 
 
 def iter_records(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -198,6 +198,7 @@ def write_predictions(
             "y_rows": y_rows,
             "y": np.asarray(y)[y_rows],
         },
+        RESULTS_ADVICE,
     )
     return path
 

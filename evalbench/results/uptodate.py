@@ -185,6 +185,7 @@ def write(
         inputs: The same inputs, observed again now.
         lines: ``(encoder, task, record path)`` of every pair of the run, in order.
     """
+    from evalbench.errors import DiskFullError
     from evalbench.utils.io import atomic_write_json
 
     after = inputs.observe()
@@ -198,7 +199,10 @@ def write(
     if any(sig is None for sig in outputs.values()):
         return False
     memo = {"version": MEMO_VERSION, "inputs": after, "outputs": outputs, "lines": lines}
-    atomic_write_json(Path(path), memo)
+    try:
+        atomic_write_json(Path(path), memo)
+    except DiskFullError:  # only a shortcut for the next run, which then checks the slow way: not worth failing for
+        return False
     return True
 
 

@@ -1,13 +1,21 @@
-"""Atomic file writes.
+"""Atomic file writes, and a full disk reported as one clear error.
 
 A write goes to a temporary file in the destination folder, is flushed and
 fsynced, then renamed over the destination with :func:`os.replace` (atomic on
 POSIX and Windows).  An interrupted process therefore leaves either the old file
 or the new one, never half of one; stray ``.tmp-*`` files are ignored by readers.
+
+A write that fails because the disk is full (``ENOSPC``), the user's quota is
+used up (``EDQUOT``) or the file would exceed the file system's or the
+process's size limit (``EFBIG``, ``ulimit -f``) removes its temporary file and
+raises :class:`~evalbench.errors.DiskFullError` naming the destination and
+saying what to do: the caller's ``advice`` (which flag moves that folder) when
+it gives one.  Anything else is re-raised unchanged.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -17,44 +25,95 @@ from typing import IO, Any
 
 import numpy as np
 
+from evalbench.errors import DISK_FULL, DiskFullError
 
-def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+DEFAULT_ADVICE = "free space on that file system, or point evalbench at a folder on another one"
+CACHE_ADVICE = (
+    "free space there (cached embeddings and decoded audio may be deleted: they are recomputed), "
+    "or point the cache elsewhere with --cache-dir or EVALBENCH_CACHE"
+)
+RESULTS_ADVICE = "free space there, or write results elsewhere with --results-dir or EVALBENCH_RESULTS"
+PRETRAIN_ADVICE = (
+    "free space there and run the same command again (it resumes from the last checkpoint written), "
+    "or train into another folder with --encoders-dir"
+)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for an :class:`OSError` meaning "no room": ``ENOSPC``, ``EDQUOT`` or ``EFBIG``."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
+def disk_full_error(path: Path | str, exc: OSError, advice: str | None = None) -> DiskFullError:
+    """The :class:`DiskFullError` of a failed write of ``path``: what happened, that nothing was left, what to do."""
+    code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return DiskFullError(
+        f"cannot write {path}: {DISK_FULL.get(exc.errno or 0, exc.strerror)} ({code}); nothing partial was left "
+        f"and any earlier file there is unchanged; {advice or DEFAULT_ADVICE}, then run again",
+        str(path),
+    )
+
+
+def _atomic(path: Path, write: Callable[[IO[bytes]], None], advice: str | None = None, durable: bool = True) -> None:
+    """Write ``path`` through a temporary file and a rename (``durable``: fsync before the rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    tmp: str | None = None
     try:
-        with os.fdopen(fd, "wb") as fh:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:  # a failed flush on close still closes the descriptor
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if is_disk_full(exc):
+            raise disk_full_error(path, exc, advice) from None  # type: ignore[arg-type]
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    _atomic(path, lambda fh: fh.write(data))
+def atomic_write_bytes(path: Path, data: bytes, advice: str | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (``advice``: what to do if the disk is full)."""
+    _atomic(path, lambda fh: fh.write(data), advice)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, advice: str | None = None) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), advice)
 
 
-def atomic_write_json(path: Path, obj: Any, allow_nan: bool = True) -> None:
+def atomic_write_json(path: Path, obj: Any, allow_nan: bool = True, advice: str | None = None) -> None:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically (``allow_nan=False``: strict JSON)."""
     text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=allow_nan)
-    atomic_write_text(path, text + "\n")
+    atomic_write_text(path, text + "\n", advice)
 
 
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """Save ``array`` in ``.npy`` format (memory-mappable) to ``path`` atomically."""
-    _atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+def atomic_save_npy(path: Path, array: np.ndarray, advice: str | None = None, durable: bool = True) -> None:
+    """Save ``array`` in ``.npy`` format (memory-mappable) to ``path`` atomically.
+
+    ``durable=False`` skips the fsync: for entries of a cache that verifies what
+    it reads and recomputes a damaged entry, where an fsync per small file costs
+    more than the rare recomputation after a power cut.
+    """
+    _atomic(path, lambda fh: np.save(_Stream(fh), array, allow_pickle=False), advice, durable)
 
 
-def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+class _Stream:
+    """A file seen only through ``write``, so that :func:`numpy.save` writes through it.
+
+    Given a real file, NumPy writes the data with ``ndarray.tofile``, which
+    reports a short write as ``OSError("N requested and M written")`` without
+    an errno: a full disk would not be recognised as one.  Through ``write``
+    (16 MiB chunks), the operating system's error reaches us with its errno.
+    """
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.write = fh.write
+
+
+def atomic_savez(path: Path, arrays: dict[str, np.ndarray], advice: str | None = None) -> None:
     """Save ``arrays`` as an uncompressed ``.npz`` to ``path`` atomically."""
-    _atomic(path, lambda fh: np.savez(fh, **arrays))
+    _atomic(path, lambda fh: np.savez(fh, **arrays), advice)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from evalbench.errors import EvalbenchError
+from evalbench.errors import DISK_FULL, EvalbenchError
 
 
 class LockedError(EvalbenchError):
@@ -56,9 +56,18 @@ def _open(path: Path) -> int:
 
 
 def _mark(fd: int) -> None:
-    """Write this process's pid and host into the lock file (for the other side's message)."""
+    """Write this process's pid and host into the lock file (for the other side's message).
+
+    Only informative: the ``flock`` is the lock.  On a full disk (or past the
+    file-size limit) the mark is skipped, the holder then shows as ``unknown``,
+    and the write the lock guards reports the full disk clearly itself.
+    """
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode(), 0)
+    try:
+        os.pwrite(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode(), 0)
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
 
 
 def is_held(path: Path) -> bool:
