@@ -28,6 +28,7 @@ deleted manifest) was recomputed silently; both are fixed in
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import shutil
@@ -177,10 +178,10 @@ def test_damaged_cache_entry_is_detected_said_and_recomputed(
         np.testing.assert_array_equal(np.load(entry(env.cache, part)[0]), original.arrays[part])
 
 
-def test_stray_temp_file_beside_an_entry_is_not_taken_for_it(
+def test_stray_temp_files_of_a_killed_write_are_not_taken_for_entries_or_records(
     original: Original, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """What a process killed mid-write leaves (``.tmp-<name>-*``, see evalbench.utils.io) is ignored."""
+    """What a process killed mid-write leaves (``.tmp-<name>-*``, see evalbench.utils.io) is never read."""
     env = Env(original.env.tasks, ENCODERS, original.env.data, tmp_path / "cache", tmp_path / "results")
     shutil.copytree(original.env.cache, env.cache)
     npy, manifest = entry(env.cache, "test")
@@ -192,3 +193,12 @@ def test_stray_temp_file_beside_an_entry_is_not_taken_for_it(
     rec = record_of(env)
     assert rec["timings"]["parts_cached"] == 3 and rec["timings"]["clips_embedded"] == 0
     assert_same_numbers(rec["scores"], original.record["scores"])
+
+    # A half-written record and sidecar beside the real ones: the leaderboard lists the record once.
+    folder = env.results / "logmel"
+    (folder / f".tmp-{TASK}.linear.json-a1b2c3").write_text('{"schema_version": ')
+    (folder / f".tmp-{TASK}.linear.predictions.npz-a1b2c3").write_bytes(b"PK\x03\x04")
+    assert main(["leaderboard", "--results-dir", str(env.results), "--tasks-dir", str(env.tasks)]) == 0
+    rows = list(csv.DictReader((env.results / "leaderboard.csv").open()))
+    assert [r["record"] for r in rows] == [f"logmel/{TASK}.linear.json"]
+    assert abs(float(rows[0]["mean"]) - original.record["scores"]["test"]["accuracy"]["mean"]) <= SCORE_TOL

@@ -398,10 +398,10 @@ def test_kill_during_pretraining_then_rerun_resumes_and_equals_an_uninterrupted_
         child.kill()
         after = check_pretrain_folder(out, step)
         trail.append(f"killed {delay:.2f} s into training from step {step}: checkpoint at step {after}")
-        if after == STEPS or FINISHED.search(child.output):
-            break  # it finished training before the kill
-        landed += 1
         step = after
+        if step == STEPS:
+            break  # it finished training (the last checkpoint) before the kill
+        landed += 1
     assert landed >= 2 and step > 0, f"{landed} of {KILLS} kills landed in training: {trail}"
 
     rerun = Child(pretrain_args(env, encoders, clips))
