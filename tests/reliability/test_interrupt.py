@@ -11,11 +11,13 @@ delay into one stage, several times in a row on the same folders:
 (c) ``evalbench pretrain byola`` (a tiny BYOL-A v1 network, 24 steps, a
     checkpoint every 4 steps, about 7 s of training).
 
-Each delay is drawn from ``random.Random(SEED)`` within the stage's span as
-measured by an uninterrupted reference run of the same command, counted from
-the log line that starts the stage in the killed process itself (the debug log
-of ``-v``), so a kill lands in the stage even when the machine is slower or
-faster than at measurement.  After every kill nothing corrupt may be present
+Each delay is drawn from ``random.Random(SEED)`` within ``WITHIN`` (5-75 %) of
+the stage's span as measured by an uninterrupted reference run of the same
+command, and counted from the log line that starts the stage in the killed
+process itself (the debug log of ``-v``), so that start-up time, which varies
+most on a shared machine, does not move the kill out of the stage.  A kill
+that lands after the stage anyway is allowed once per test (the stage then
+completed; its results must still be whole and equal).  After every kill nothing corrupt may be present
 or readable: every cache manifest verifies against its array's SHA-256 and the
 array equals the reference run's; every JSON under ``results/`` parses and every
 record validates; no record exists while its work is unfinished; every
@@ -67,6 +69,7 @@ from tests.data.helpers import write_audio
 
 SEED = 14
 KILLS = 3
+WITHIN = (0.05, 0.75)  # kill delays as fractions of the stage's measured span: a margin for a faster machine
 SCORE_TOL = 1e-9
 EMB_RTOL = 1e-6
 WEIGHT_RTOL, WEIGHT_ATOL = 1e-6, 1e-7
@@ -282,7 +285,7 @@ def test_kill_during_extraction_then_rerun_resumes_and_equals_an_uninterrupted_r
         child = Child(env.cli("run", *RUN))
         first = child.wait_for(MISS).group(1)  # extraction of the first part not yet cached has begun
         assert first == PARTS[len(done)] and set(child.found(HIT)) == set(done)  # completed parts are read
-        delay = rng.uniform(0.1, 0.9) * reference.extraction_left(first)
+        delay = rng.uniform(*WITHIN) * reference.extraction_left(first)
         time.sleep(delay)
         child.kill()
         entries, records = check_after_kill(env, reference)
@@ -317,7 +320,7 @@ def test_kill_during_probe_training_then_rerun_resumes_and_equals_an_uninterrupt
         child.wait_for(re.compile(rf"cache (write|hit) logmel/{TASK}/{PARTS[-1]}:"))  # probes start now
         if i:  # the embeddings of the killed runs before are read, not recomputed
             assert sorted(child.found(HIT)) == sorted(PARTS) and child.found(WRITE) == []
-        delay = rng.uniform(0.1, 0.9) * reference.probe_span
+        delay = rng.uniform(*WITHIN) * reference.probe_span
         time.sleep(delay)
         child.kill()
         entries, records = check_after_kill(env, reference)
@@ -393,7 +396,7 @@ def test_kill_during_pretraining_then_rerun_resumes_and_equals_an_uninterrupted_
         child.wait_for(TRAINING)
         resumed = RESUMING.search(child.output)
         assert (int(resumed.group(1)) if resumed else 0) == step, child.output[-3000:]  # from the last checkpoint
-        delay = rng.uniform(0.05, 0.9) * span * (STEPS - step) / STEPS
+        delay = rng.uniform(*WITHIN) * span * (STEPS - step) / STEPS
         time.sleep(delay)
         child.kill()
         after = check_pretrain_folder(out, step)
