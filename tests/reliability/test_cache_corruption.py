@@ -23,7 +23,11 @@ Before this matrix, a manifest overwritten by valid JSON that is not an object
 (``[]``) ended the run with an ``AttributeError`` traceback, and an array left
 without its manifest (a process killed between the cache's two writes, or a
 deleted manifest) was recomputed silently; both are fixed in
-:meth:`evalbench.embed.cache.EmbeddingCache._read`.
+:meth:`evalbench.embed.cache.EmbeddingCache._read`.  An array without its
+manifest is only damage when no other process is storing that entry (the
+store writes the array first): the last test holds the entry's lock from
+another process mid-store and checks that the reader waits and reads the
+finished entry without a warning.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ import csv
 import json
 import logging
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +48,10 @@ import numpy as np
 import pytest
 
 from evalbench.cli import main
+from evalbench.embed.cache import EmbeddingCache
 from evalbench.utils.hashing import sha256_file
-from tests.conftest import ENCODERS, Env
+from evalbench.utils.io import atomic_save_npy
+from tests.conftest import ENCODERS, REPO, Env
 
 SCORE_TOL = 1e-9
 EMB_RTOL = 1e-6
@@ -202,3 +212,54 @@ def test_stray_temp_files_of_a_killed_write_are_not_taken_for_entries_or_records
     rows = list(csv.DictReader((env.results / "leaderboard.csv").open()))
     assert [r["record"] for r in rows] == [f"logmel/{TASK}.linear.json"]
     assert abs(float(rows[0]["mean"]) - original.record["scores"]["test"]["accuracy"]["mean"]) <= SCORE_TOL
+
+
+HOLD = """
+import sys
+from evalbench.utils.locks import acquire
+acquire(sys.argv[1])
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_array_without_manifest_while_another_process_stores_it_is_waited_for_not_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store writes the array, then the manifest: between the two, a reader must wait, not cry damage."""
+    cache = EmbeddingCache(tmp_path)
+    payload = {"entry": "one"}
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    key = cache.key(payload)
+    npy, _ = cache.paths("enc", "task", "train", key)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(cache.lock_path("enc", "task", "train", key))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        atomic_save_npy(npy, array)  # the holder is half-way through its store: array written, no manifest yet
+        got: list[np.ndarray | None] = []
+        with caplog.at_level(logging.INFO, logger="evalbench"):
+            reader = threading.Thread(target=lambda: got.append(cache.load("enc", "task", "train", payload)))
+            reader.start()
+            deadline = time.monotonic() + 30
+            while "waiting for process" not in caplog.text:
+                assert time.monotonic() < deadline and reader.is_alive(), caplog.text
+                time.sleep(0.01)
+            cache._write("enc", "task", "train", key, payload, array, None)  # the holder finishes its store
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.wait(timeout=30) == 0  # and exits, releasing the lock
+            reader.join(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert len(got) == 1 and got[0] is not None
+    np.testing.assert_array_equal(got[0], array)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
