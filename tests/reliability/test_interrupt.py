@@ -299,13 +299,15 @@ def test_kill_during_extraction_then_rerun_resumes_and_equals_an_uninterrupted_r
         assert records == []  # no record while its embeddings are unfinished
     assert landed >= 2, f"only {landed} of {KILLS} kills landed in extraction: {trail}"
 
+    finished = bool(records)  # the last killed run even wrote its record: the rerun finds it up to date
     out = Child(env.cli("run", *RUN)).finish()
-    assert sorted(m.group(1) for m in HIT.finditer(out)) == sorted(done)  # resumed: the finished parts are read
     entries, (path,) = check_after_kill(env, reference)
     assert sorted(entries) == sorted(PARTS)
-    timings = load_record(path)["timings"]
-    assert timings["parts_cached"] == len(done)
-    assert timings["clips_embedded"] == sum(reference.rows[p] for p in PARTS if p not in done)
+    if not finished:  # resumed: the finished parts are read, only the others computed
+        assert sorted(m.group(1) for m in HIT.finditer(out)) == sorted(done)
+        timings = load_record(path)["timings"]
+        assert timings["parts_cached"] == len(done)
+        assert timings["clips_embedded"] == sum(reference.rows[p] for p in PARTS if p not in done)
 
 
 @pytest.mark.slow
