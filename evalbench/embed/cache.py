@@ -17,7 +17,10 @@ manifest last, both atomically; if the manifest cannot be written (a full disk:
 entry is ever half there and its space is given back.  A load verifies that the
 manifest's full key is the one asked for and that the array file's SHA-256 matches the manifest; any
 disagreement (an interrupted write, a damaged or replaced file) is reported as a
-warning and treated as a miss, so the entry is recomputed, never read wrong.
+warning and treated as a miss, so the entry is recomputed, never read wrong.  So
+is an array left without its manifest (a process killed between the two writes,
+or a deleted manifest) once no other process is writing it (below), and a
+manifest that is not a JSON object.
 
 Concurrent runs: a miss takes an exclusive lock on ``<part>.<key[:16]>.lock``
 (:mod:`evalbench.utils.locks`, ``flock``) and re-reads the entry; if another
@@ -113,7 +116,9 @@ class EmbeddingCache:
         is reported and treated as a miss.
         """
         key = self.key(payload)
-        array = self._read(encoder, task, part, key, fitted)
+        # Unlocked, an array without its manifest may be another process's store in progress: said only
+        # after taking the entry's lock (or at once without locks, under torchrun).
+        array = self._read(encoder, task, part, key, fitted, orphan_is_damage=not self.locking)
         if array is not None or not self.locking:
             return array
         lock = self.lock_path(encoder, task, part, key)
@@ -124,10 +129,12 @@ class EmbeddingCache:
             log.info("%s/%s/%s: waiting for process %s, which is computing it", encoder, task, part, who)
 
         if acquire(lock, on_wait=waiting):
-            array = self._read(encoder, task, part, key, fitted)
+            array = self._read(encoder, task, part, key, fitted, orphan_is_damage=True)
             if array is not None:  # the other process stored it: computed once, read here
                 release(lock)
                 return array
+        else:  # nobody else was writing it: an array without a manifest is a leftover, said
+            self._orphan(*self.paths(encoder, task, part, key))
         return None  # the lock is kept until store() writes this entry
 
     @property
@@ -142,16 +149,40 @@ class EmbeddingCache:
         """The lock file guarding the computation of one entry."""
         return self.root / encoder / task / f"{part}.{key[:16]}.lock"
 
-    def _read(self, encoder: str, task: str, part: str, key: str, fitted: dict[str, Any] | None) -> np.ndarray | None:
-        """The verified entry of ``key``, memory-mapped, or None (see :meth:`load`)."""
+    def _read(
+        self,
+        encoder: str,
+        task: str,
+        part: str,
+        key: str,
+        fitted: dict[str, Any] | None,
+        orphan_is_damage: bool = False,
+    ) -> np.ndarray | None:
+        """The verified entry of ``key``, memory-mapped, or None (see :meth:`load`).
+
+        Every way an entry can be unusable is a warning naming its array file, so that damage
+        is said, not silently recomputed.  ``orphan_is_damage``: an array without a manifest
+        is reported too; only the caller knows whether another process may be between writing
+        the two (the store writes the array first and the manifest last), so it says when not.
+        A manifest that parses as JSON but is not an object (e.g. overwritten by ``[]``) is
+        damage like any other, not an ``AttributeError`` that ends the run.
+        """
         npy, manifest = self.paths(encoder, task, part, key)
         if not manifest.is_file():
-            log.debug("cache miss %s/%s/%s (key %s)", encoder, task, part, key[:16])
+            if not (orphan_is_damage and self._orphan(npy, manifest)):
+                log.debug("cache miss %s/%s/%s (key %s)", encoder, task, part, key[:16])
             return None
         try:
-            meta = json.loads(manifest.read_text(encoding="utf-8"))
+            try:
+                meta = json.loads(manifest.read_text(encoding="utf-8"))
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+                raise ValueError(f"its manifest {manifest.name} is not valid JSON: {exc}") from None
+            if not isinstance(meta, dict):
+                raise ValueError(f"its manifest {manifest.name} is not a JSON object")
             if meta.get("key") != key:
                 raise ValueError("its manifest belongs to another key")
+            if not npy.is_file():
+                raise ValueError("its array file is missing")
             if npy.stat().st_size != meta.get("nbytes") or sha256_file(npy) != meta.get("sha256"):
                 raise ValueError("the array's checksum does not match its manifest (damaged or replaced file)")
             if fitted is not None and not states_agree(meta.get("fitted") or {}, fitted):
@@ -164,6 +195,19 @@ class EmbeddingCache:
             return None
         log.debug("cache hit %s/%s/%s: %s %s", encoder, task, part, tuple(array.shape), npy)
         return array
+
+    @staticmethod
+    def _orphan(npy: Path, manifest: Path) -> bool:
+        """True, with a warning, if the array ``npy`` lies without its ``manifest`` (never read: unverifiable)."""
+        if manifest.is_file() or not npy.is_file():
+            return False
+        log.warning(
+            "cache entry %s is not usable (it has no manifest %s: an interrupted write or a removed file); "
+            "recomputing it",
+            npy,
+            manifest.name,
+        )
+        return True
 
     def store(
         self,
