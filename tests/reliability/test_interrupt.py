@@ -69,6 +69,7 @@ from tests.data.helpers import write_audio
 
 SEED = 14
 KILLS = 3
+ATTEMPTS = 8  # a kill that comes too late (the stage already over on a busy machine) is tried again, sooner
 WITHIN = (0.05, 0.75)  # kill delays as fractions of the stage's measured span: a margin for a faster machine
 SCORE_TOL = 1e-9
 EMB_RTOL = 1e-6
@@ -220,6 +221,13 @@ def reference(world: Env, tmp_path_factory: pytest.TempPathFactory) -> Reference
     return ref
 
 
+def start_over(env: Env) -> None:
+    """Empty the cache and results folders (after a kill that came too late to interrupt anything)."""
+    for folder in (env.cache, env.results):
+        shutil.rmtree(folder)
+        folder.mkdir()
+
+
 def record_files(results: Path) -> list[Path]:
     return sorted((results / "logmel").glob(f"{TASK}.*.json")) if (results / "logmel").is_dir() else []
 
@@ -280,12 +288,12 @@ def test_kill_during_extraction_then_rerun_resumes_and_equals_an_uninterrupted_r
     env = folders(tmp_path, world)
     rng = random.Random(SEED)
     done: dict[str, np.ndarray] = {}
-    landed, trail = 0, []
-    for _ in range(KILLS):
+    landed, trail, scale = 0, [], 1.0
+    for _ in range(ATTEMPTS):
         child = Child(env.cli("run", *RUN))
         first = child.wait_for(MISS).group(1)  # extraction of the first part not yet cached has begun
         assert first == PARTS[len(done)] and set(child.found(HIT)) == set(done)  # completed parts are read
-        delay = rng.uniform(*WITHIN) * reference.extraction_left(first)
+        delay = scale * rng.uniform(*WITHIN) * reference.extraction_left(first)
         time.sleep(delay)
         child.kill()
         entries, records = check_after_kill(env, reference)
@@ -293,11 +301,17 @@ def test_kill_during_extraction_then_rerun_resumes_and_equals_an_uninterrupted_r
         assert set(done) <= set(entries) and set(child.found(WRITE)) <= set(entries)  # nothing done is lost
         assert set(entries) == set(PARTS[: len(entries)])
         done = entries
-        if len(entries) == len(PARTS):
-            break  # the process got past extraction before the kill
+        if len(entries) == len(PARTS):  # the process got past extraction before the kill (a slow reference)
+            if landed >= 2:
+                break
+            start_over(env)  # kill again, sooner, from an empty cache
+            done, scale = {}, scale / 2
+            continue
         landed += 1
         assert records == []  # no record while its embeddings are unfinished
-    assert landed >= 2, f"only {landed} of {KILLS} kills landed in extraction: {trail}"
+        if landed == KILLS:
+            break
+    assert landed >= 2, f"only {landed} kills landed in extraction: {trail}"
 
     finished = bool(records)  # the last killed run even wrote its record: the rerun finds it up to date
     out = Child(env.cli("run", *RUN)).finish()
@@ -316,22 +330,29 @@ def test_kill_during_probe_training_then_rerun_resumes_and_equals_an_uninterrupt
 ) -> None:
     env = folders(tmp_path, world)
     rng = random.Random(SEED + 1)
-    landed, trail = 0, []
-    for i in range(KILLS):
+    landed, trail, scale = 0, [], 1.0
+    for i in range(ATTEMPTS):
         child = Child(env.cli("run", *RUN))
         child.wait_for(re.compile(rf"cache (write|hit) logmel/{TASK}/{PARTS[-1]}:"))  # probes start now
         if i:  # the embeddings of the killed runs before are read, not recomputed
             assert sorted(child.found(HIT)) == sorted(PARTS) and child.found(WRITE) == []
-        delay = rng.uniform(*WITHIN) * reference.probe_span
+        delay = scale * rng.uniform(*WITHIN) * reference.probe_span
         time.sleep(delay)
         child.kill()
         entries, records = check_after_kill(env, reference)
         trail.append(f"killed {delay:.2f} s into probing: {len(records)} record(s)")
         assert sorted(entries) == sorted(PARTS)
-        if records:
-            break  # the probes finished before the kill; the record is whole and equal to the reference
+        if records:  # the probes finished before the kill; the record is whole and equal to the reference
+            if landed >= 2:
+                break
+            shutil.rmtree(env.results)  # kill again, sooner, with no record (the cached embeddings stay)
+            env.results.mkdir()
+            scale /= 2
+            continue
         landed += 1
-    assert landed >= 2, f"only {landed} of {KILLS} kills landed in probe training: {trail}"
+        if landed == KILLS:
+            break
+    assert landed >= 2, f"only {landed} kills landed in probe training: {trail}"
 
     rerun = Child(env.cli("run", *RUN))
     out = rerun.finish()
