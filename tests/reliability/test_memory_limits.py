@@ -1,0 +1,216 @@
+"""Resource limits, memory side: long files in bounded memory, embeddings larger than the memory allowed.
+
+- A long file is checked block by block (:func:`~evalbench.data.audio.scan`) and only its crop is read
+  (:func:`~evalbench.data.audio.read_crop`); both give what decoding the whole file gives, and an hour-long
+  file goes through ``data verify`` and ``run`` with peak RSS growth far below its 318 MB of decoded float32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from evalbench.data import audio
+from evalbench.data.audio import AudioStats, Resampler, decode, load_clip, read_crop, scan
+from evalbench.data.verify import check_file
+from tests.data.helpers import ENCODERS
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = ["start", "center", "random"]
+
+
+def _signal(start: int, n: int, sr: int, channels: int) -> np.ndarray:
+    """Deterministic ``(n, channels)`` float32 samples ``start .. start + n`` of a tone plus a slow sweep.
+
+    A function of the sample index, so a file can be written block by block and any window checked exactly.
+    """
+    t = (start + np.arange(n)) / sr
+    left = 0.5 * np.sin(2 * np.pi * 440.0 * t) + 0.3 * np.sin(2 * np.pi * 0.01 * t * t)
+    cols = [left] + [0.7 * np.cos(2 * np.pi * (220.0 * (c + 1)) * t) for c in range(1, channels)]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def _write(path: Path, seconds: float, sr: int, channels: int = 1, subtype: str = "PCM_16", block: int = 1 << 20):
+    """Write ``seconds`` of :func:`_signal` block by block (bounded memory, whatever the length)."""
+    total = round(seconds * sr)
+    fmt = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}[path.suffix[1:]]
+    with sf.SoundFile(path, "w", sr, channels, subtype=subtype, format=fmt) as f:
+        for start in range(0, total, block):
+            f.write(_signal(start, min(block, total - start), sr, channels))
+    return path
+
+
+# --- the chunked path equals the whole-file path ---------------------------------------------------------------
+
+FILES = [  # (suffix, subtype, rate, channels)
+    ("wav", "PCM_16", 16000, 1),
+    ("wav", "FLOAT", 44100, 2),
+    ("flac", "PCM_24", 44100, 1),
+    ("mp3", "MPEG_LAYER_III", 44100, 1),  # decoded whole either way (libsndfile's MPEG seek is not sample-exact)
+]
+
+
+@pytest.mark.parametrize(("suffix", "subtype", "sr", "channels"), FILES, ids=[f"{f[0]}-{f[2]}-{f[3]}ch" for f in FILES])
+def test_block_scan_and_crop_equal_the_whole_file(tmp_path: Path, suffix, subtype, sr, channels) -> None:
+    """60 s files: block scan == whole-file statistics; windowed crop == whole decode then crop, sample for sample."""
+    fmt = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}[suffix]
+    if fmt not in sf.available_formats() or subtype not in sf.available_subtypes(fmt):
+        pytest.skip(f"this libsndfile cannot write {fmt}/{subtype}")
+    path = _write(tmp_path / f"a.{suffix}", 60.0, sr, channels, subtype)
+    whole, rate = decode(path)
+    assert rate == sr and whole.shape[1] == channels and abs(len(whole) - 60 * sr) <= 2 * 1152
+    # A block size that does not divide the length: the last block is partial.  Max and counts are exact.
+    assert scan(path, block_frames=4099) == AudioStats.of(whole, sr)
+    assert scan(path).frames == len(whole)
+    for policy in POLICIES:
+        for seconds in (7.3, 59.999, 75.0):  # a crop, nearly the whole file, and longer than the file
+            chunked, r1 = read_crop(path, "k.wav", seconds, policy, 3, long_values=0, block_frames=4099)
+            direct, r2 = read_crop(path, "k.wav", seconds, policy, 3, long_values=1 << 40)
+            assert r1 == r2 == sr and len(direct) == min(len(whole), round(seconds * sr))
+            np.testing.assert_array_equal(chunked, direct)  # the same decoded samples, not recomputed: exact
+
+
+def test_block_scan_finds_what_the_whole_decode_finds(tmp_path: Path) -> None:
+    """NaN, implausible peaks and silence in one late block are reported exactly as a whole decode reports them."""
+    sr, n = 8000, 60 * 8000
+    x = _signal(0, n, sr, 2)
+    cases = {"nan.wav": (50_001, np.nan), "huge.wav": (470_000, 3e9), "silent.wav": (None, 0.0)}
+    for name, (at, value) in cases.items():
+        y = np.zeros_like(x) if at is None else x.copy()
+        if at is not None:
+            y[at, 1] = value
+        sf.write(tmp_path / name, y, sr, subtype="FLOAT")
+        got, want = scan(tmp_path / name, block_frames=1000), AudioStats.of(*decode(tmp_path / name))
+        assert got == want
+    assert scan(tmp_path / "nan.wav", 1000).nonfinite == 1
+    assert scan(tmp_path / "huge.wav", 1000).peak == pytest.approx(3e9)
+    assert not scan(tmp_path / "silent.wav", 1000).nonzero
+    kinds = {name: check_file(tmp_path / name, 0.0, None).kind for name in cases}
+    assert kinds == {"nan.wav": "nonfinite", "huge.wav": "implausible", "silent.wav": "silent"}
+    with pytest.raises(audio.AudioDecodeError, match=r"nonfinite audio \(1 NaN"):
+        read_crop(tmp_path / "nan.wav", "nan.wav", 1.0, "start", 0, long_values=0, block_frames=1000)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("target", [16000, 44100])
+def test_load_clip_chunked_equals_whole_with_and_without_resampling(tmp_path, monkeypatch, policy, target) -> None:
+    """``run``'s decode (load_clip) with every file treated as long == with every file decoded whole.
+
+    44.1 → 16 kHz resamples the native-rate crop both ways (the resampler sees the same samples, so the values
+    agree to float32 rounding at most: atol 1e-5 stated; measured identical); 44.1 → 44.1 kHz is a plain read.
+    """
+    path = _write(tmp_path / "s.wav", 60.0, 44100, 2, "PCM_24")
+    monkeypatch.setattr(audio, "LONG_VALUES", 1 << 40)
+    whole = load_clip(path, "s.wav", 9.5, target, policy, 7, Resampler())
+    monkeypatch.setattr(audio, "LONG_VALUES", 0)
+    chunked = load_clip(path, "s.wav", 9.5, target, policy, 7, Resampler())
+    assert whole[1] == chunked[1] == round(9.5 * target)
+    if target == 44100:
+        np.testing.assert_array_equal(chunked[0], whole[0])
+    else:
+        np.testing.assert_allclose(chunked[0], whole[0], rtol=0, atol=1e-5)
+    start = audio.crop_start(60 * 44100, round(9.5 * 44100), policy, "s.wav", 7)
+    expect = _signal(start, round(9.5 * 44100), 44100, 2).mean(axis=1)
+    if target == 44100:  # and both equal the samples written (24-bit quantisation: one step 2^-23)
+        np.testing.assert_allclose(chunked[0], expect, rtol=0, atol=2.0**-22)
+
+
+# --- an hour-long file: data verify and run in bounded memory ---------------------------------------------------
+
+HOUR_SR = 22050
+MEASURE = r"""
+import json, resource, sys, time
+import torch, torchaudio  # noqa: F401  (the imports every command makes, before the baseline)
+import evalbench.runner, evalbench.adapters.logmel, evalbench.data.verify  # noqa: F401
+from evalbench.cli import main
+def peak_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+base, start = peak_mib(), time.perf_counter()
+rc = main(sys.argv[1:])
+print(json.dumps({"rc": rc, "growth_mib": peak_mib() - base, "base_mib": base, "seconds": time.perf_counter() - start}))
+"""
+TASK = (
+    "name: hour\nversion: 1\ndescription: one hour-long clip among short ones\ndataset: {builder: manifest}\n"
+    "audio: {sample_rate: 22050, clip_seconds: 2.0, crop: center}\nlabels: {type: single, classes: [low, high]}\n"
+    "splits: {type: fixed}\nmetrics: [accuracy]\n"
+)
+
+
+def _measure(tmp_path: Path, *args: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    for var, key in (("DATA", "data"), ("CACHE", "cache"), ("RESULTS", "results"), ("TASKS_DIR", "tasks")):
+        env[f"EVALBENCH_{var}"] = str(tmp_path / key)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *args], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "out": done.stdout[-2000:], "err": done.stderr[-2000:]}
+
+
+@pytest.mark.slow
+def test_hour_long_file_goes_through_verify_and_run_in_bounded_memory(tmp_path: Path) -> None:
+    """An hour of 16-bit 22.05 kHz mono (159 MB on disk, 318 MB as float32): peak RSS grows < 100 MB.
+
+    Run in subprocesses: ``data verify`` (every sample scanned for NaN/Inf/silence) and ``run --encoder
+    logmel`` (the hour-long clip centre-cropped to 2 s and resampled to 16 kHz), each measured from the
+    baseline after its imports.  Decoding the file whole would add at least its 318 MB of float32.
+    """
+    common = ["--tasks-dir", str(tmp_path / "tasks"), "--data-root", str(tmp_path / "data")]
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "hour.yaml").write_text(TASK)
+    growth = {}
+    for hour in (False, True):  # control: the same task with a 2 s first clip; then with the hour-long one
+        source = _hour_task(tmp_path / f"source-{hour}", hour)
+        prepared = _measure(tmp_path, "data", "prepare", "hour", "--source", str(source), *common)
+        verified = _measure(tmp_path, "data", "verify", "hour", *common)
+        run = ["run", "--encoder", "logmel", "--tasks", "hour", "--seeds", "1", "--encoders-dir", str(ENCODERS)]
+        folders = ["--cache-dir", str(tmp_path / f"cache-{hour}"), "--results-dir", str(tmp_path / f"res-{hour}")]
+        ran = _measure(tmp_path, *run, *common, *folders)
+        assert prepared["rc"] == verified["rc"] == ran["rc"] == 0, (prepared, verified, ran)
+        assert "all 12 files decode cleanly" in verified["out"]
+        growth[hour] = {"verify": verified, "run": ran}
+        print(f"hour={hour}: verify {verified['growth_mib']:.1f} MiB {verified['seconds']:.2f} s, "
+              f"run {ran['growth_mib']:.1f} MiB {ran['seconds']:.2f} s")  # fmt: skip
+        record = json.loads(next((tmp_path / f"res-{hour}").rglob("hour*.json")).read_text())
+        assert record["scores"]["test"]["accuracy"]["mean"] is not None
+    (tmp_path / "source-True" / "audio" / "clip_00.wav").unlink()
+    for step in ("verify", "run"):
+        long, control = growth[True][step]["growth_mib"], growth[False][step]["growth_mib"]
+        assert long < 100 and long - control < 30, (step, long, control)
+
+
+def _hour_task(source: Path, hour: bool) -> Path:
+    """12 clips at 22.05 kHz (8/2/2 split, two classes); the first lasts an hour when ``hour``, else 2 s."""
+    (source / "audio").mkdir(parents=True)
+    rows = []
+    for i in range(12):
+        name = f"audio/clip_{i:02d}.wav"
+        if i == 0 and hour:
+            _write(source / name, 3600.0, HOUR_SR)
+            assert (source / name).stat().st_size > 158_000_000
+        else:
+            t = np.arange(2 * HOUR_SR) / HOUR_SR
+            freq = (300.0 if i % 2 else 2400.0) * (1 + 0.01 * i)  # distinct clips (duplicates are refused)
+            sf.write(source / name, 0.4 * np.sin(2 * np.pi * freq * t), HOUR_SR)
+        split = "train" if i < 8 else "valid" if i < 10 else "test"
+        rows.append({"file_name": name, "label": ("high", "low")[i % 2], "split": split})
+    pd.DataFrame(rows).to_csv(source / "metadata.csv", index=False)
+    return source
+
+
+def test_rss_measure_is_kib_on_linux() -> None:
+    """ru_maxrss is in KiB on Linux (bytes on macOS): the bounds above assume it."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux units")
+    status = Path("/proc/self/status").read_text()
+    hwm = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+    assert abs(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - hwm) <= max(1024, hwm // 20)
