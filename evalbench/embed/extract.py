@@ -37,7 +37,7 @@ from evalbench.presets import EmbeddingRecipe
 from evalbench.pretrain.distributed import DistEnv, barrier
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
-from evalbench.utils.memory import fix_mmap_threshold
+from evalbench.utils.memory import fix_mmap_threshold, scratch_array
 
 
 @torch.inference_mode()
@@ -52,13 +52,16 @@ def embed_rows(
     crop: str | None = None,
     mask_padding: bool = True,
     timings: dict[str, float] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pooled float32 embeddings ``(len(rows), dim)`` of the given rows (``crop``: None for the task's policy).
 
     At reduced precision the first batch is first checked against fp32 (:meth:`LoadedEncoder.verify_precision`).
     ``timings`` accumulates seconds per stage (``load_wait``, ``decode``, ``resample``, ``encode``, ``pool``).
+    ``out``, when given, receives the embeddings batch by batch and is returned (a memory-mapped
+    :func:`~evalbench.utils.memory.scratch_array` for a matrix too large for RAM).
     """
-    out = np.empty((len(rows), enc.dim), dtype=np.float32)
+    out = np.empty((len(rows), enc.dim), dtype=np.float32) if out is None else out
     pos = 0
     dataset = ClipDataset(data, rows, enc.model.sample_rate, audio_cache, crop)
     loader = clip_batches(dataset, batch_size, workers, timings, enc.device.type == "cuda")
@@ -138,9 +141,14 @@ def _embed_parts(
     ``fused`` holds the parts the fused fit pass already embedded and cached (:func:`~evalbench.embed.fit.fused_fit`).
     Under torchrun (``env`` active) each uncached part is embedded in shards and merged by rank 0
     (:mod:`evalbench.embed.shard`); the other ranks return None.
+
+    A large part and the whole matrix are written to memory-mapped scratch files in the cache folder
+    (:func:`~evalbench.utils.memory.scratch_array`), never held whole in private memory: a task whose
+    embeddings exceed the memory allowed is still extracted and cached (cached parts are memory-mapped too).
     """
     env = env or DistEnv()
-    full = np.empty((data.n, enc.dim), dtype=np.float32)
+    scratch = cache.root / ".scratch"
+    full = scratch_array((data.n, enc.dim), scratch)
     fitted = enc.model.fitted_state()
     for part, rows in data.parts().items():
         payload = cache_payload(enc, data, part, rows, crops[part], mask_padding)
@@ -152,8 +160,8 @@ def _embed_parts(
             desc = f"{enc.spec.name}/{data.task.name}/{part}"
 
             def compute(some: np.ndarray, desc: str = desc, crop: str = crops[part]) -> np.ndarray:
-                audio = cache.root / "audio"
-                return embed_rows(enc, data, some, batch_size, workers, desc, audio, crop, mask_padding, timings)
+                audio, out = cache.root / "audio", scratch_array((len(some), enc.dim), scratch)
+                return embed_rows(enc, data, some, batch_size, workers, desc, audio, crop, mask_padding, timings, out)
 
             mark = time.perf_counter()
             if env.active:

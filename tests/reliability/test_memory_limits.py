@@ -19,9 +19,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from evalbench.cli import main
 from evalbench.data import audio
 from evalbench.data.audio import AudioStats, Resampler, decode, load_clip, read_crop, scan
 from evalbench.data.verify import check_file
+from evalbench.embed.standardize import Standardizer
+from evalbench.utils.memory import all_finite, row_blocks, scratch_array
 from tests.data.helpers import ENCODERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,3 +217,206 @@ def test_rss_measure_is_kib_on_linux() -> None:
     status = Path("/proc/self/status").read_text()
     hwm = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
     assert abs(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - hwm) <= max(1024, hwm // 20)
+
+
+# --- embeddings larger than the memory allowed -------------------------------------------------------------------
+
+
+def test_scratch_matrix_is_mapped_when_large_and_leaves_no_file(tmp_path: Path) -> None:
+    small = scratch_array((10, 4), tmp_path / "s")
+    assert type(small) is np.ndarray and not (tmp_path / "s").exists()
+    big = scratch_array((1000, 300), tmp_path / "s", min_bytes=1 << 20)
+    assert isinstance(big, np.memmap) and big.shape == (1000, 300) and big.dtype == np.float32
+    big[:] = np.arange(300, dtype=np.float32)
+    assert list((tmp_path / "s").iterdir()) == []  # unlinked at once: nothing left even after kill -9
+    assert big[999, 299] == 299.0 and all_finite(big)
+    big[517, 3] = np.inf
+    assert not all_finite(big)
+
+
+def test_block_standardizer_equals_whole_matrix_statistics() -> None:
+    """Block-wise two-pass statistics == ``x.mean`` / ``x.std`` in float64 (rtol 1e-12 stated; measured ≤ 1e-15).
+
+    40,000 × 64 float64 is 20 MB: three blocks of :data:`~evalbench.utils.memory.BLOCK_BYTES`.
+    """
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((40_000, 64)) * rng.uniform(0.1, 50, 64) + rng.uniform(-100, 100, 64)).astype(np.float32)
+    x[:, 7] = 3.0  # a constant column: scale 1
+    rows = rng.permutation(40_000)[:31_000]
+    assert len(list(row_blocks(len(rows), 64))) == 2
+    scaler = Standardizer().fit(x, rows)
+    ref = x[rows].astype(np.float64)
+    np.testing.assert_allclose(scaler.mean_, ref.mean(axis=0), rtol=1e-12, atol=1e-12)
+    std = ref.std(axis=0)
+    np.testing.assert_allclose(scaler.scale_, np.where(std > 1e-8, std, 1.0), rtol=1e-12)
+    assert scaler.scale_[7] == 1.0
+    old = ((ref - ref.mean(axis=0)) / np.where(std > 1e-8, std, 1.0)).astype(np.float32)
+    np.testing.assert_allclose(scaler.transform(x, rows), old, rtol=0, atol=1e-5)  # float32 of |z| ≲ 5: 1 ulp
+    np.testing.assert_array_equal(Standardizer().fit(x[rows]).transform(x[rows]), scaler.transform(x, rows))
+
+
+LIMITED = r"""
+import json, resource, sys, time
+import numpy as np, torch, torchaudio  # noqa: F401
+import evalbench.runner, evalbench.adapters.randproj, evalbench.cli.embed, evalbench.cli.run  # noqa: F401
+import evalbench.probes.linear, evalbench.metrics, evalbench.uncertainty, evalbench.results.store  # noqa: F401
+from evalbench.cli import main
+torch.ones(64, 64) @ torch.ones(64, 64)  # thread pools up before the baseline
+def vm(field):
+    return int(next(l for l in open("/proc/self/status") if l.startswith(field)).split()[1]) * 1024
+allow = int(sys.argv[1]) << 20
+base = vm("VmData")
+resource.setrlimit(resource.RLIMIT_DATA, (base + allow, resource.getrlimit(resource.RLIMIT_DATA)[1]))
+start = time.perf_counter()
+try:
+    rc = main(sys.argv[2:])
+except (MemoryError, RuntimeError) as exc:  # an allocation refused outside evalbench's handling: a traceback
+    rc = type(exc).__name__
+resource.setrlimit(resource.RLIMIT_DATA, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+print(json.dumps({"rc": rc, "seconds": time.perf_counter() - start, "vmdata_mib": (vm("VmData") - base) / 2**20}))
+"""
+WIDE_DIM, WIDE_CLIPS = 16384, 3200  # 3,200 × 16,384 float32 = 200 MiB of embeddings
+
+
+def _limited(tmp_path: Path, allow_mib: int, *args: str) -> dict:
+    """Run the CLI in a subprocess whose private memory (RLIMIT_DATA) may grow ``allow_mib`` above the baseline."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", LIMITED, str(allow_mib), *args], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert done.stdout.strip(), done.stderr[-3000:]
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "out": done.stdout, "err": done.stderr}
+
+
+def _wide_task(tmp_path: Path) -> list[str]:
+    """Tasks 'wide' and 'deep' of 3,200 clips of 0.1 s and an encoder 'wide' of 16,384 dims; the CLI arguments.
+
+    'wide' splits 100 train / 50 valid / 3,050 test clips, 'deep' 2,400 / 400 / 400; both are prepared, and
+    the encoder is ``randproj`` (a fixed random projection of log-mel frames).
+    """
+    tasks, encoders = tmp_path / "tasks", tmp_path / "encoders"
+    tasks.mkdir()
+    encoders.mkdir()
+    common = ["--tasks-dir", str(tasks), "--data-root", str(tmp_path / "data")]
+    t = np.arange(1600) / 16000
+    labels = [("high", "low")[i % 2] for i in range(WIDE_CLIPS)]
+    for task, (n_train, n_valid) in {"wide": (100, 50), "deep": (2400, 400)}.items():
+        source = tmp_path / f"source-{task}"
+        (source / "audio").mkdir(parents=True)
+        names = [f"audio/c{i:04d}.wav" for i in range(WIDE_CLIPS)]
+        for i, name in enumerate(names):
+            freq = (300.0 if i % 2 else 2400.0) * (1 + i / WIDE_CLIPS)  # distinct clips (duplicates are refused)
+            sf.write(source / name, (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32), 16000, subtype="FLOAT")
+        split = ["train"] * n_train + ["valid"] * n_valid + ["test"] * (WIDE_CLIPS - n_train - n_valid)
+        pd.DataFrame({"file_name": names, "label": labels, "split": split}).to_csv(source / "metadata.csv", index=False)
+        (tasks / f"{task}.yaml").write_text(
+            f"name: {task}\nversion: 1\ndescription: many wide embeddings\ndataset: {{builder: manifest}}\n"
+            "audio: {sample_rate: 16000, clip_seconds: 0.1}\nlabels: {type: single, classes: [low, high]}\n"
+            "splits: {type: fixed}\nmetrics: [accuracy]\n"
+        )
+        assert main(["data", "prepare", task, "--source", str(source), *common]) == 0
+    (encoders / "wide.yaml").write_text(
+        "name: wide\nadapter: randproj\ndescription: a wide random projection\npooling: mean\n"
+        f"options:\n  dim: {WIDE_DIM}\n  seed: 0\n"
+    )
+    return [*common, "--encoders-dir", str(encoders), "--cache-dir", str(tmp_path / "cache")]
+
+
+ALLOW_MIB = 150
+"""Private memory (RLIMIT_DATA) the runs below may add to their baseline; the embedding matrix is 200 MiB.
+Measured needs: ``embed`` (extraction, cache, export) passes at 75 MiB, fails at 50; ``run`` of 'wide' (probe on
+150 rows) passes at 100, fails at 95; the probe of 'deep' (2,800 rows, 175 MiB as float32) passes at 800, fails
+at 600.  Before this change, extraction alone held the 200 MiB matrix twice in private memory."""
+
+
+@pytest.mark.slow
+def test_embeddings_larger_than_the_memory_allowed_are_extracted_and_probed(tmp_path: Path) -> None:
+    """RLIMIT_DATA = baseline + 150 MiB, embedding matrix 3,200 × 16,384 float32 = 200 MiB (memory-mapped).
+
+    'wide': extraction, cache, standardisation and the linear probe on 150 training/validation rows (the test
+    rows scored block by block) complete, and the record is written.  'deep': extraction completes and is
+    cached, then the probe, which needs its 2,800 rows in RAM (~700 MiB with its float64 copies), fails with one
+    clear error naming the task, the sizes and what to do, not a MemoryError traceback.  A rerun with more memory
+    reads the cached embeddings and writes the record.
+    """
+    common = _wide_task(tmp_path)
+    assert WIDE_CLIPS * WIDE_DIM * 4 > (ALLOW_MIB + 40) << 20
+    run = ["run", "--encoder", "wide", "--seeds", "1", "--results-dir", str(tmp_path / "res")]
+    wide = _limited(tmp_path, ALLOW_MIB, *run, "--tasks", "wide", *common)
+    print({k: v for k, v in wide.items() if k not in ("out", "err")})
+    assert wide["rc"] == 0, wide["err"][-3000:]
+    record = json.loads((tmp_path / "res" / "wide" / "wide.linear.json").read_text())
+    assert record["scores"]["test"]["accuracy"]["mean"] > 0.9  # the two tones are told apart
+    entries = sorted((tmp_path / "cache" / "wide" / "wide").glob("*.npy"))
+    shapes = sorted(np.load(e, mmap_mode="r").shape for e in entries)
+    assert shapes == [(50, WIDE_DIM), (100, WIDE_DIM), (3050, WIDE_DIM)]
+    assert not list((tmp_path / "cache" / ".scratch").iterdir())  # scratch files never outlive the process
+
+    deep = _limited(tmp_path, ALLOW_MIB, *run, "--tasks", "deep", *common)
+    print({k: v for k, v in deep.items() if k not in ("out", "err")})
+    errors = [line for line in deep["err"].splitlines() if line.startswith("evalbench: error: ")]
+    assert deep["rc"] == 2 and len(errors) == 1 and "Traceback" not in deep["err"], deep["err"][-3000:]
+    expected = ["task 'deep': out of memory in the linear probe", "2,400 + 400 clips × 16,384 dimensions"]
+    expected += ["175 MiB as float32", "3,200 × 16,384, is 200 MiB", "extracted and cached", "more memory"]
+    for part in expected:
+        assert part in errors[0], errors[0]
+    assert len(list((tmp_path / "cache" / "wide" / "deep").glob("*.npy"))) == 3  # extraction completed
+    assert not (tmp_path / "res" / "wide" / "deep.linear.json").exists()
+    again = _limited(tmp_path, 2000, *run, "--tasks", "deep", *common)
+    assert again["rc"] == 0 and "3 part(s) cached" in again["out"], again["err"][-3000:]
+
+
+def test_probe_out_of_memory_is_one_clear_error(tmp_path: Path, tiny_tasks: Path, tiny_data: Path, monkeypatch) -> None:
+    """A MemoryError (numpy) or the CPU allocator's RuntimeError (torch) in the probe: one EvalbenchError."""
+    from evalbench import protocol
+    from evalbench.data.prepare import open_task_data
+    from evalbench.errors import EvalbenchError
+    from evalbench.specs.task import load_task
+
+    data = open_task_data(load_task("synth_timbre", tiny_tasks), tiny_data)
+    x = np.random.default_rng(0).standard_normal((data.n, 6)).astype(np.float32)
+    torch_message = "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to"
+    for failure in (MemoryError("Unable to allocate 1.2 GiB"), RuntimeError(torch_message), RuntimeError("other")):
+
+        def fit(self, *args, failure=failure):
+            raise failure
+
+        monkeypatch.setattr(protocol.PROBES.get("linear"), "fit", fit)
+        if str(failure) == "other":  # any other error passes through unchanged
+            with pytest.raises(RuntimeError, match=r"^other$"):
+                protocol.evaluate_probe(data, x, "linear", seeds=[0])
+            continue
+        with pytest.raises(EvalbenchError, match=r"task 'synth_timbre': out of memory in the linear probe") as err:
+            protocol.evaluate_probe(data, x, "linear", seeds=[0])
+        assert "× 6 dimensions" in str(err.value) and err.value.__cause__ is None
+
+
+def test_extraction_into_a_mapped_scratch_matrix_equals_extraction_in_ram(
+    tmp_path: Path, tiny_tasks: Path, tiny_data: Path, monkeypatch
+) -> None:
+    """The same embeddings whether parts and the matrix live in RAM or in memory-mapped scratch files.
+
+    Exact: the same values, written to different memory.
+    """
+    import torch
+
+    from evalbench.data.prepare import open_task_data
+    from evalbench.embed import extract
+    from evalbench.embed.cache import EmbeddingCache
+    from evalbench.specs.encoder import load_encoder
+    from evalbench.specs.task import load_task
+
+    data = open_task_data(load_task("synth_timbre", tiny_tasks), tiny_data)
+    enc = extract.load_encoder_model(load_encoder("randproj", ENCODERS), torch.device("cpu"))
+    in_ram, _ = extract.embed_task(enc, data, EmbeddingCache(tmp_path / "a"), batch_size=8, workers=0)
+    mapped = []
+
+    def scratch(shape, folder, min_bytes=0):
+        mapped.append(scratch_array(shape, folder, 0))
+        return mapped[-1]
+
+    monkeypatch.setattr(extract, "scratch_array", scratch)
+    on_disk, _ = extract.embed_task(enc, data, EmbeddingCache(tmp_path / "b"), batch_size=8, workers=0)
+    assert isinstance(on_disk, np.memmap) and len(mapped) == 1 + len(data.parts())
+    assert type(in_ram) is np.ndarray
+    np.testing.assert_array_equal(on_disk, in_ram)
