@@ -37,7 +37,7 @@ from evalbench.presets import EmbeddingRecipe
 from evalbench.pretrain.distributed import DistEnv, barrier
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
-from evalbench.utils.memory import fix_mmap_threshold, scratch_array
+from evalbench.utils.memory import allocation_failed, fix_mmap_threshold, scratch_array
 
 
 @torch.inference_mode()
@@ -66,13 +66,22 @@ def embed_rows(
     dataset = ClipDataset(data, rows, enc.model.sample_rate, audio_cache, crop)
     loader = clip_batches(dataset, batch_size, workers, timings, enc.device.type == "cuda")
     total = -(-len(rows) // batch_size)
-    for wav, lengths in progress(loader, total=total, desc=desc, unit="batch", leave=False):
-        wav, lengths = wav.to(enc.device, non_blocking=True), lengths.to(enc.device, non_blocking=True)
-        enc.verify_precision(wav, lengths, data.task.name)
-        pooled = enc.pooled(wav, lengths, mask_padding, timings).cpu().numpy()
-        enc.check_finite(pooled, [data.files[int(r)] for r in rows[pos : pos + len(pooled)]])
-        out[pos : pos + len(pooled)] = pooled
-        pos += len(pooled)
+    try:
+        for wav, lengths in progress(loader, total=total, desc=desc, unit="batch", leave=False):
+            wav, lengths = wav.to(enc.device, non_blocking=True), lengths.to(enc.device, non_blocking=True)
+            enc.verify_precision(wav, lengths, data.task.name)
+            pooled = enc.pooled(wav, lengths, mask_padding, timings).cpu().numpy()
+            enc.check_finite(pooled, [data.files[int(r)] for r in rows[pos : pos + len(pooled)]])
+            out[pos : pos + len(pooled)] = pooled
+            pos += len(pooled)
+    except (MemoryError, RuntimeError) as exc:  # the working memory of one batch did not fit: say what to change
+        if not allocation_failed(exc):
+            raise
+        raise EvalbenchError(
+            f"task '{data.task.name}': out of memory extracting {desc} in batches of {batch_size} clips of "
+            f"{data.task.audio.clip_seconds} s ({enc.dim:,} dimensions); the embeddings themselves are memory-mapped, "
+            "so a smaller --batch-size needs less, or rerun with more memory"
+        ) from None
     return out
 
 

@@ -97,6 +97,11 @@ def row_blocks(n: int, width: int, block_bytes: int = BLOCK_BYTES) -> Iterator[s
         yield slice(start, min(n, start + step))
 
 
+def allocation_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is a refused allocation: numpy's ``MemoryError`` or torch's CPU allocator ``RuntimeError``."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+
+
 def all_finite(x: np.ndarray) -> bool:
     """Whether every value of a 2-D ``x`` is finite, checked block by block (no ``x``-sized mask in RAM)."""
     return all(np.isfinite(x[rows]).all() for rows in row_blocks(len(x), x.shape[1] if x.ndim > 1 else 1))
@@ -106,6 +111,7 @@ __all__ = [
     "MMAP_THRESHOLD_BYTES",
     "SCRATCH_BYTES",
     "all_finite",
+    "allocation_failed",
     "fix_mmap_threshold",
     "malloc_trim",
     "row_blocks",

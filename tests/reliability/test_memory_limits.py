@@ -282,7 +282,12 @@ def _limited(tmp_path: Path, allow_mib: int, *args: str) -> dict:
     """Run the CLI in a subprocess whose private memory (RLIMIT_DATA) may grow ``allow_mib`` above the baseline."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", LIMITED, str(allow_mib), *args], capture_output=True, text=True, env=env, timeout=900
+        [sys.executable, "-c", LIMITED, str(allow_mib), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=tmp_path,  # not the checkout's folder: `python -c` puts the working folder first on sys.path
     )
     assert done.stdout.strip(), done.stderr[-3000:]
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "out": done.stdout, "err": done.stderr}
@@ -420,3 +425,28 @@ def test_extraction_into_a_mapped_scratch_matrix_equals_extraction_in_ram(
     assert isinstance(on_disk, np.memmap) and len(mapped) == 1 + len(data.parts())
     assert type(in_ram) is np.ndarray
     np.testing.assert_array_equal(on_disk, in_ram)
+
+
+def test_extraction_out_of_memory_is_one_clear_error(tmp_path: Path, tiny_tasks: Path, tiny_data: Path) -> None:
+    """A batch whose working memory is refused stops extraction with the task, batch size and what to change."""
+    import torch
+
+    from evalbench.data.prepare import open_task_data
+    from evalbench.embed import extract
+    from evalbench.embed.cache import EmbeddingCache
+    from evalbench.errors import EvalbenchError
+    from evalbench.specs.encoder import load_encoder
+    from evalbench.specs.task import load_task
+
+    data = open_task_data(load_task("synth_timbre", tiny_tasks), tiny_data)
+    enc = extract.load_encoder_model(load_encoder("randproj", ENCODERS), torch.device("cpu"))
+
+    def pooled(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 8 bytes")
+
+    enc.pooled = pooled
+    with pytest.raises(EvalbenchError, match=r"task 'synth_timbre': out of memory extracting randproj/synth_timbre/"):
+        extract.embed_task(enc, data, EmbeddingCache(tmp_path), batch_size=8, workers=0)
+    with pytest.raises(EvalbenchError, match=r"in batches of 8 clips .* smaller --batch-size needs less"):
+        extract.embed_task(enc, data, EmbeddingCache(tmp_path), batch_size=8, workers=0)
+    assert not list(tmp_path.rglob("*.npy"))  # nothing cached
