@@ -17,6 +17,15 @@ unit is cropped at the native rate by the task's policy (``start``, ``center``
 or a hash-seeded ``random`` start that is identical for every encoder and
 seed), then resampled; a shorter clip is zero-padded on the right and its valid
 length is kept so pooling can mask the padding.
+
+Long files (more than :data:`LONG_VALUES` decoded values) are never held whole:
+``data verify`` and ``run`` check them block by block (:func:`scan`) and ``run``
+then reads only the crop (:func:`read_crop`), the same samples as the whole
+decode.  An hour of 22.05 kHz mono went through ``data verify`` with 5 MiB of
+peak RSS growth instead of 684 MiB, and through ``run`` (centre crop of 2 s,
+resampled to 16 kHz) with the growth of a run over short clips (52 MiB) instead
+of 703 MiB (tests/reliability/test_memory_limits.py).  MP3 is decoded whole
+(:func:`_blockwise`).
 """
 
 from __future__ import annotations

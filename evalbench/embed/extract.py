@@ -13,6 +13,13 @@ pooled).  On a k-fold task every fold is training material in some rotations
 and test material in one, so a role-dependent crop gives two embeddings of
 each fold (:func:`embed_views`); the cache key of a part holds its crop policy
 and, when not the default, the pooling rule.
+
+A task's embedding matrix is never required to fit in private memory: large
+parts and the assembled matrix live in memory-mapped scratch files in the cache
+folder (:func:`~evalbench.utils.memory.scratch_array`), cached parts are
+memory-mapped, and the standardisation reads blocks of rows.  A 200 MiB matrix
+was extracted, cached and probed (150 training rows) with 150 MiB of private
+memory allowed (tests/reliability/test_memory_limits.py).
 """
 
 from __future__ import annotations

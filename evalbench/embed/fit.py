@@ -44,6 +44,7 @@ from evalbench.embed.loader import ClipDataset, clip_batches
 from evalbench.errors import EvalbenchError
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
+from evalbench.utils.memory import scratch_array
 
 FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (docs/protocol.md §2.1)
 FEATURE_BUDGET_BYTES = 2 * 1024**3
@@ -291,9 +292,12 @@ class _FusedPass:
         return spill
 
     def encode(self, part: _Part, batches: _Spill, mask_padding: bool) -> np.ndarray:
-        """Pooled float32 embeddings of a part from its kept features, pooled as ``embed_rows`` pools."""
+        """Pooled float32 embeddings of a part from its kept features, pooled as ``embed_rows`` pools.
+
+        A large part is written to a memory-mapped scratch file (:func:`~evalbench.utils.memory.scratch_array`).
+        """
         enc = self.enc
-        out = np.empty((len(part.rows), enc.dim), dtype=np.float32)
+        out = scratch_array((len(part.rows), enc.dim), self.scratch)
         pos = 0
         for feats, lengths in batches:
             with self.timed("encode"):
