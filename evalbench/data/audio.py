@@ -23,9 +23,9 @@ Long files (more than :data:`LONG_VALUES` decoded values) are never held whole:
 then reads only the crop (:func:`read_crop`), the same samples as the whole
 decode.  An hour of 22.05 kHz mono went through ``data verify`` with 5 MiB of
 peak RSS growth instead of 684 MiB, and through ``run`` (centre crop of 2 s,
-resampled to 16 kHz) with the growth of a run over short clips (52 MiB) instead
-of 703 MiB (tests/reliability/test_memory_limits.py).  MP3 is decoded whole
-(:func:`_blockwise`).
+resampled to 16 kHz) with 43 MiB, as much as with a 2 s clip in its place,
+instead of 694 MiB (tests/reliability/test_memory_limits.py).  MP3 is decoded
+whole (:func:`_blockwise`).
 """
 
 from __future__ import annotations
