@@ -353,6 +353,7 @@ at 600.  Before this change, extraction alone held the 200 MiB matrix twice in p
 def test_embeddings_larger_than_the_memory_allowed_are_extracted_and_probed(tmp_path: Path) -> None:
     """RLIMIT_DATA = baseline + 150 MiB, embedding matrix 3,200 × 16,384 float32 = 200 MiB (memory-mapped).
 
+    With 30 MiB allowed, not even a batch fits: one clear error naming the task and the batch size.
     'wide': extraction, cache, standardisation and the linear probe on 150 training/validation rows (the test
     rows scored block by block) complete, and the record is written.  'deep': extraction completes and is
     cached, then the probe, which needs its 2,800 rows in RAM (~700 MiB with its float64 copies), fails with one
@@ -362,6 +363,12 @@ def test_embeddings_larger_than_the_memory_allowed_are_extracted_and_probed(tmp_
     common = _wide_task(tmp_path)
     assert WIDE_CLIPS * WIDE_DIM * 4 > (ALLOW_MIB + 40) << 20
     run = ["run", "--encoder", "wide", "--seeds", "1", "--results-dir", str(tmp_path / "res")]
+    starved = _limited(tmp_path, 30, *run, "--tasks", "wide", *common, "--cache-dir", str(tmp_path / "starved"))
+    errors = [line for line in starved["err"].splitlines() if line.startswith("evalbench: error: ")]
+    assert starved["rc"] == 2 and len(errors) == 1 and "Traceback" not in starved["err"], starved["err"][-3000:]
+    assert "out of memory extracting wide/wide/" in errors[0] and "smaller --batch-size" in errors[0], errors[0]
+    assert not list((tmp_path / "starved").rglob("*.npy"))  # a batch that did not fit: nothing cached
+
     wide = _limited(tmp_path, ALLOW_MIB, *run, "--tasks", "wide", *common)
     print({k: v for k, v in wide.items() if k not in ("out", "err")})
     assert wide["rc"] == 0, wide["err"][-3000:]
