@@ -27,6 +27,8 @@ number, and seeds matter only where they change the validation draw.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ from evalbench.registry import PROBES
 from evalbench.uncertainty import bootstrap_ci
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_lines
+from evalbench.utils.memory import all_finite, allocation_failed, row_blocks
 
 BOOTSTRAP = {"n_boot": 1000, "level": 0.95, "seed": 0}
 
@@ -86,6 +89,52 @@ def _all_metrics(names: list[str], y: np.ndarray, scores: np.ndarray, label_type
 def _scores(model: Any, x: np.ndarray, label_type: str) -> np.ndarray:
     """What the metrics score: ``predict_proba(x)`` ``(n, C)``, or for regression ``predict(x)`` ``(n,)``."""
     return model.predict(x) if label_type == "regression" else model.predict_proba(x)
+
+
+PROBE_MEMORY_FACTOR = 4
+"""The probe's private memory, in float32 copies of its training and validation rows: the standardised rows,
+and the converged solvers' float64 copies.  Measured (tests/reliability/test_memory_limits.py): the ``newton``
+linear probe on 2,800 rows × 16,384 dims (175 MiB as float32) failed with 600 MiB allowed, ran with 800."""
+
+
+@contextmanager
+def _memory_hint(task: str, probe: str, x: np.ndarray, train: np.ndarray, valid: np.ndarray) -> Iterator[None]:
+    """Turn running out of memory in the probe into an error that says how much it needs and what to do.
+
+    Extraction streams through memory-mapped files, but the probes fit on the standardised training and
+    validation rows held in RAM; when those do not fit, a raw ``MemoryError`` traceback would say neither.
+    """
+    try:
+        yield
+    except (MemoryError, RuntimeError) as exc:
+        if not allocation_failed(exc):
+            raise
+        rows, dim = len(train) + len(valid), x.shape[1]
+        mib = rows * dim * 4 / 2**20
+        raise EvalbenchError(
+            f"task '{task}': out of memory in the {probe} probe, which holds the standardised training and "
+            f"validation embeddings in RAM: {len(train):,} + {len(valid):,} clips × {dim:,} dimensions are "
+            f"{mib:,.0f} MiB as float32, about {PROBE_MEMORY_FACTOR * mib:,.0f} MiB with the solver's copies "
+            f"(the whole matrix, {x.shape[0]:,} × {dim:,}, is {x.shape[0] * dim * 4 / 2**20:,.0f} MiB on disk, "
+            "memory-mapped). The embeddings are extracted and cached: rerun with that much more memory (ulimit -d, "
+            "the container's limit) and they are read from the cache; or use an encoder with fewer dimensions"
+        ) from None
+
+
+SCORE_BLOCK_BYTES = 64 << 20
+"""Rows standardised and scored at a time, as float64 bytes (32 MiB of float32 rows: 2,048 rows of 4,096 dims):
+a large test set is never standardised whole in RAM."""
+
+
+def _scores_by_block(model: Any, scaler: Standardizer, x: np.ndarray, rows: np.ndarray, label_type: str) -> np.ndarray:
+    """:func:`_scores` of ``x[rows]`` standardised, in blocks of at most :data:`SCORE_BLOCK_BYTES`.
+
+    Each clip's score depends on its own row only, so blocks give the same scores as one call up to the matrix
+    product's rounding (measured: identical; tests/reliability/test_memory_limits.py); one block is one call.
+    """
+    blocks = [rows[b] for b in row_blocks(len(rows), x.shape[1], SCORE_BLOCK_BYTES)] or [rows]
+    parts = [_scores(model, scaler.transform(x, block), label_type) for block in blocks]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 @dataclass
@@ -142,7 +191,7 @@ def evaluate_probe(
     """
     task = data.task
     x_test = x if x_test is None else x_test
-    if not (np.isfinite(x).all() and (x_test is x or np.isfinite(x_test).all())):
+    if not (all_finite(x) and (x_test is x or all_finite(x_test))):
         raise EvalbenchError(f"task '{task.name}': the embeddings hold NaN or infinite values; no record is written")
     probe_cls = PROBES.get(probe)
     runs = []
@@ -150,57 +199,59 @@ def evaluate_probe(
     searched: dict[int, tuple[Any, int | None]] = {}  # per seed: the probe whose search chose, and its fold
     jobs = [(seed, rot) for seed in seeds for rot in rotations(data, seed, rule)]
     for seed, rot in progress(jobs, desc=f"probe {task.name}", unit="run", leave=False):
-        if split_dir is not None and rot.fold is not None:
-            write_rotation(split_dir, data, rot, seed)
-        scaler = Standardizer(enabled=standardize).fit(x[rot.train])
-        model = probe_cls(
-            n_classes=len(data.classes) or 1,  # regression: one output
-            label_type=task.labels.type,
-            metric=task.primary_metric,
-            random_state=seed,
-            device=device,
-            **(probe_options or {}),
-        )
-        reused = search_rule == "first_rotation" and seed in searched
-        if reused:
-            model.set_params(search="none", **searched[seed][0].best_params_)
-        key = (sha256_lines(map(str, rot.train)), sha256_lines(map(str, rot.valid)))
-        if getattr(model, "deterministic", False) and key in fitted:
-            model = fitted[key]
-        else:
-            model.fit(
-                scaler.transform(x[rot.train]),
-                data.y[rot.train],
-                scaler.transform(x[rot.valid]),
+        with _memory_hint(task.name, probe, x, rot.train, rot.valid):
+            if split_dir is not None and rot.fold is not None:
+                write_rotation(split_dir, data, rot, seed)
+            scaler = Standardizer(enabled=standardize).fit(x, rot.train)
+            model = probe_cls(
+                n_classes=len(data.classes) or 1,  # regression: one output
+                label_type=task.labels.type,
+                metric=task.primary_metric,
+                random_state=seed,
+                device=device,
+                **(probe_options or {}),
+            )
+            reused = search_rule == "first_rotation" and seed in searched
+            if reused:
+                model.set_params(search="none", **searched[seed][0].best_params_)
+            key = (sha256_lines(map(str, rot.train)), sha256_lines(map(str, rot.valid)))
+            if getattr(model, "deterministic", False) and key in fitted:
+                model = fitted[key]
+            else:
+                model.fit(
+                    scaler.transform(x, rot.train),
+                    data.y[rot.train],
+                    scaler.transform(x, rot.valid),
+                    data.y[rot.valid],
+                )
+                fitted[key] = model
+                if hasattr(model, "best_params_"):
+                    searched.setdefault(seed, (model, rot.fold))
+            valid = _all_metrics(
+                task.metrics,
                 data.y[rot.valid],
+                _scores_by_block(model, scaler, x, rot.valid, task.labels.type),
+                task.labels.type,
             )
-            fitted[key] = model
-            if hasattr(model, "best_params_"):
-                searched.setdefault(seed, (model, rot.fold))
-        valid = _all_metrics(
-            task.metrics,
-            data.y[rot.valid],
-            _scores(model, scaler.transform(x[rot.valid]), task.labels.type),
-            task.labels.type,
-        )
-        sealed = SealedLabels(data.y[rot.test], task.metrics, task.labels.type)
-        test_scores = _scores(model, scaler.transform(x_test[rot.test]), task.labels.type)
-        test = sealed.score(test_scores)
-        skipped = {m: M.skipped_classes(data.y[rot.test], len(data.classes), task.labels.type, m) for m in task.metrics}
-        runs.append(
-            RunScore(
-                seed=seed,
-                fold=rot.fold,
-                test=test,
-                valid=valid,
-                chosen={**model.chosen_, "searched_on_fold": searched[seed][1]} if reused else model.chosen_,
-                n={"train": len(rot.train), "valid": len(rot.valid), "test": len(rot.test)},
-                valid_sha256=rot.valid_sha256(data.files),
-                skipped_classes=skipped,
-                test_rows=rot.test,
-                test_scores=test_scores,
+            sealed = SealedLabels(data.y[rot.test], task.metrics, task.labels.type)
+            test_scores = _scores_by_block(model, scaler, x_test, rot.test, task.labels.type)
+            test = sealed.score(test_scores)
+            n_classes = len(data.classes)
+            skipped = {m: M.skipped_classes(data.y[rot.test], n_classes, task.labels.type, m) for m in task.metrics}
+            runs.append(
+                RunScore(
+                    seed=seed,
+                    fold=rot.fold,
+                    test=test,
+                    valid=valid,
+                    chosen={**model.chosen_, "searched_on_fold": searched[seed][1]} if reused else model.chosen_,
+                    n={"train": len(rot.train), "valid": len(rot.valid), "test": len(rot.test)},
+                    valid_sha256=rot.valid_sha256(data.files),
+                    skipped_classes=skipped,
+                    test_rows=rot.test,
+                    test_scores=test_scores,
+                )
             )
-        )
     return runs
 
 

@@ -1,6 +1,6 @@
 """``evalbench data verify``: decode every file of a prepared dataset and report problems.
 
-Each clip listed in the canonical metadata is opened and fully decoded.  A file
+Each clip listed in the canonical metadata is opened and fully decoded (block by block).  A file
 is a *problem* when it is missing (or a directory), undecodable, truncated (a
 WAV whose data chunk is shorter than its header declares, an MP3 that decodes
 to fewer frames than its header declares), empty, holds NaN or infinite
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalbench.data.audio import content_problem, decode
+from evalbench.data.audio import scan, stats_problem
 from evalbench.data.prepare import open_task_data
 from evalbench.data.task_data import TaskData
 from evalbench.errors import AudioDecodeError
@@ -57,20 +57,22 @@ def check_file(path: Path, min_seconds: float, max_seconds: float | None) -> Pro
     """The problem with one audio file, or None if it is fine.
 
     The same decode and checks as every decode in ``run``
-    (:func:`evalbench.data.audio.content_problem`), plus digital silence, which
-    ``run`` accepts (silence is valid audio) but is worth a look.
+    (:func:`evalbench.data.audio.stats_problem`), plus digital silence, which
+    ``run`` accepts (silence is valid audio) but is worth a look.  The file is
+    decoded block by block (:func:`evalbench.data.audio.scan`), so an hour-long
+    recording costs one block of memory, not the whole decoded file.
     """
     if path.is_file() and path.stat().st_size == 0:
         return Problem(str(path), "empty", "zero-length file")
     try:
-        data, sr = decode(path)
+        stats = scan(path)
     except AudioDecodeError as exc:
         kind = "missing" if not path.exists() else "unreadable"
         return Problem(str(path), kind, str(exc).split(": ", 1)[-1])
-    found = content_problem(path, data, sr, min_seconds, max_seconds)
+    found = stats_problem(path, stats, min_seconds, max_seconds)
     if found is not None:
         return Problem(str(path), *found)
-    if not np.any(data):
+    if not stats.nonzero:
         return Problem(str(path), "silent", "every sample is zero")
     return None
 

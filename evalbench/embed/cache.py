@@ -51,6 +51,7 @@ from evalbench.errors import EvalbenchError
 from evalbench.utils.hashing import sha256_file, sha256_json
 from evalbench.utils.io import CACHE_ADVICE, atomic_save_npy, atomic_write_json
 from evalbench.utils.locks import acquire, is_held, release
+from evalbench.utils.memory import all_finite
 
 CACHE_FORMAT = 2
 FIT_RTOL = 1e-4  # fitted statistics recomputed elsewhere agree to ~1e-8; more means different data
@@ -244,8 +245,8 @@ class EmbeddingCache:
         fitted: dict[str, Any] | None,
     ) -> Path:
         npy, manifest = self.paths(encoder, task, part, key)
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        if not np.isfinite(array).all():
+        array = np.ascontiguousarray(array, dtype=np.float32)  # a memory-mapped float32 matrix stays mapped
+        if not all_finite(array):
             raise EvalbenchError(f"refusing to cache non-finite embeddings for {encoder}/{task}/{part}")
         manifest.unlink(missing_ok=True)
         atomic_save_npy(npy, array, CACHE_ADVICE)

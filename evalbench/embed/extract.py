@@ -13,6 +13,13 @@ pooled).  On a k-fold task every fold is training material in some rotations
 and test material in one, so a role-dependent crop gives two embeddings of
 each fold (:func:`embed_views`); the cache key of a part holds its crop policy
 and, when not the default, the pooling rule.
+
+A task's embedding matrix is never required to fit in private memory: large
+parts and the assembled matrix live in memory-mapped scratch files in the cache
+folder (:func:`~evalbench.utils.memory.scratch_array`), cached parts are
+memory-mapped, and the standardisation reads blocks of rows.  A 200 MiB matrix
+was extracted, cached and probed (150 training rows) with 150 MiB of private
+memory allowed (tests/reliability/test_memory_limits.py).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from evalbench.presets import EmbeddingRecipe
 from evalbench.pretrain.distributed import DistEnv, barrier
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
-from evalbench.utils.memory import fix_mmap_threshold
+from evalbench.utils.memory import allocation_failed, fix_mmap_threshold, scratch_array
 
 
 @torch.inference_mode()
@@ -52,24 +59,36 @@ def embed_rows(
     crop: str | None = None,
     mask_padding: bool = True,
     timings: dict[str, float] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pooled float32 embeddings ``(len(rows), dim)`` of the given rows (``crop``: None for the task's policy).
 
     At reduced precision the first batch is first checked against fp32 (:meth:`LoadedEncoder.verify_precision`).
     ``timings`` accumulates seconds per stage (``load_wait``, ``decode``, ``resample``, ``encode``, ``pool``).
+    ``out``, when given, receives the embeddings batch by batch and is returned (a memory-mapped
+    :func:`~evalbench.utils.memory.scratch_array` for a matrix too large for RAM).
     """
-    out = np.empty((len(rows), enc.dim), dtype=np.float32)
+    out = np.empty((len(rows), enc.dim), dtype=np.float32) if out is None else out
     pos = 0
     dataset = ClipDataset(data, rows, enc.model.sample_rate, audio_cache, crop)
     loader = clip_batches(dataset, batch_size, workers, timings, enc.device.type == "cuda")
     total = -(-len(rows) // batch_size)
-    for wav, lengths in progress(loader, total=total, desc=desc, unit="batch", leave=False):
-        wav, lengths = wav.to(enc.device, non_blocking=True), lengths.to(enc.device, non_blocking=True)
-        enc.verify_precision(wav, lengths, data.task.name)
-        pooled = enc.pooled(wav, lengths, mask_padding, timings).cpu().numpy()
-        enc.check_finite(pooled, [data.files[int(r)] for r in rows[pos : pos + len(pooled)]])
-        out[pos : pos + len(pooled)] = pooled
-        pos += len(pooled)
+    try:
+        for wav, lengths in progress(loader, total=total, desc=desc, unit="batch", leave=False):
+            wav, lengths = wav.to(enc.device, non_blocking=True), lengths.to(enc.device, non_blocking=True)
+            enc.verify_precision(wav, lengths, data.task.name)
+            pooled = enc.pooled(wav, lengths, mask_padding, timings).cpu().numpy()
+            enc.check_finite(pooled, [data.files[int(r)] for r in rows[pos : pos + len(pooled)]])
+            out[pos : pos + len(pooled)] = pooled
+            pos += len(pooled)
+    except (MemoryError, RuntimeError) as exc:  # the working memory of one batch did not fit: say what to change
+        if not allocation_failed(exc):
+            raise
+        raise EvalbenchError(
+            f"task '{data.task.name}': out of memory extracting {desc} in batches of {batch_size} clips of "
+            f"{data.task.audio.clip_seconds} s ({enc.dim:,} dimensions); the embeddings themselves are memory-mapped, "
+            "so a smaller --batch-size needs less, or rerun with more memory"
+        ) from None
     return out
 
 
@@ -138,9 +157,14 @@ def _embed_parts(
     ``fused`` holds the parts the fused fit pass already embedded and cached (:func:`~evalbench.embed.fit.fused_fit`).
     Under torchrun (``env`` active) each uncached part is embedded in shards and merged by rank 0
     (:mod:`evalbench.embed.shard`); the other ranks return None.
+
+    A large part and the whole matrix are written to memory-mapped scratch files in the cache folder
+    (:func:`~evalbench.utils.memory.scratch_array`), never held whole in private memory: a task whose
+    embeddings exceed the memory allowed is still extracted and cached (cached parts are memory-mapped too).
     """
     env = env or DistEnv()
-    full = np.empty((data.n, enc.dim), dtype=np.float32)
+    scratch = cache.root / ".scratch"
+    full = scratch_array((data.n, enc.dim), scratch)
     fitted = enc.model.fitted_state()
     for part, rows in data.parts().items():
         payload = cache_payload(enc, data, part, rows, crops[part], mask_padding)
@@ -152,8 +176,8 @@ def _embed_parts(
             desc = f"{enc.spec.name}/{data.task.name}/{part}"
 
             def compute(some: np.ndarray, desc: str = desc, crop: str = crops[part]) -> np.ndarray:
-                audio = cache.root / "audio"
-                return embed_rows(enc, data, some, batch_size, workers, desc, audio, crop, mask_padding, timings)
+                audio, out = cache.root / "audio", scratch_array((len(some), enc.dim), scratch)
+                return embed_rows(enc, data, some, batch_size, workers, desc, audio, crop, mask_padding, timings, out)
 
             mark = time.perf_counter()
             if env.active:

@@ -45,6 +45,7 @@ from evalbench.errors import DiskFullError, EvalbenchError
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
 from evalbench.utils.io import CACHE_ADVICE, disk_full_error, is_disk_full
+from evalbench.utils.memory import scratch_array
 
 FIT_MAX_CLIPS = 5000  # EVAR computes input statistics on <= 5,000 training clips (docs/protocol.md §2.1)
 FEATURE_BUDGET_BYTES = 2 * 1024**3
@@ -308,9 +309,12 @@ class _FusedPass:
         return spill
 
     def encode(self, part: _Part, batches: _Spill, mask_padding: bool) -> np.ndarray:
-        """Pooled float32 embeddings of a part from its kept features, pooled as ``embed_rows`` pools."""
+        """Pooled float32 embeddings of a part from its kept features, pooled as ``embed_rows`` pools.
+
+        A large part is written to a memory-mapped scratch file (:func:`~evalbench.utils.memory.scratch_array`).
+        """
         enc = self.enc
-        out = np.empty((len(part.rows), enc.dim), dtype=np.float32)
+        out = scratch_array((len(part.rows), enc.dim), self.scratch)
         pos = 0
         for feats, lengths in batches:
             with self.timed("encode"):

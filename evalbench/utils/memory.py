@@ -24,6 +24,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import math
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 MMAP_THRESHOLD_BYTES = 256 * 1024
@@ -58,4 +64,56 @@ def malloc_trim() -> bool:
     return True
 
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "fix_mmap_threshold", "malloc_trim"]
+SCRATCH_BYTES = 16 << 20
+"""Embedding matrices at least this large are assembled in a memory-mapped scratch file (:func:`scratch_array`)."""
+
+BLOCK_BYTES = 8 << 20
+"""Bytes of float64 per block when a matrix is reduced or transformed block by block (:func:`row_blocks`)."""
+
+
+def scratch_array(shape: tuple[int, int], folder: Path, min_bytes: int = SCRATCH_BYTES) -> np.ndarray:
+    """An uninitialised float32 matrix: in RAM when small, else mapped on an unlinked file in ``folder``.
+
+    A task's embedding matrix grows with its clips times the encoder's dimension (50,000 clips × 6,144 are
+    1.2 GB) and must not have to fit in the process's private memory: a matrix of ``min_bytes`` or more is a
+    shared mapping of a temporary file, which the kernel writes back and evicts under memory pressure, and which
+    ``RLIMIT_DATA`` and ``ulimit -d`` do not count.  The file is unlinked at once, so nothing is left behind
+    even after ``kill -9``; the mapping lives as long as the array.  ``folder`` should be on disk (the cache
+    folder), not on a RAM-backed ``/tmp``.
+    """
+    nbytes = math.prod(shape) * 4
+    if nbytes < min_bytes:
+        return np.empty(shape, dtype=np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder, prefix=".scratch-") as fh:
+        fh.truncate(nbytes)
+        return np.memmap(fh, dtype=np.float32, mode="r+", shape=shape)
+
+
+def row_blocks(n: int, width: int, block_bytes: int = BLOCK_BYTES) -> Iterator[slice]:
+    """Slices of ``n`` rows, each block of at most ``block_bytes`` as float64 (at least one row)."""
+    step = max(1, block_bytes // (8 * max(1, width)))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+def allocation_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is a refused allocation: numpy's ``MemoryError`` or torch's CPU allocator ``RuntimeError``."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """Whether every value of a 2-D ``x`` is finite, checked block by block (no ``x``-sized mask in RAM)."""
+    return all(np.isfinite(x[rows]).all() for rows in row_blocks(len(x), x.shape[1] if x.ndim > 1 else 1))
+
+
+__all__ = [
+    "MMAP_THRESHOLD_BYTES",
+    "SCRATCH_BYTES",
+    "all_finite",
+    "allocation_failed",
+    "fix_mmap_threshold",
+    "malloc_trim",
+    "row_blocks",
+    "scratch_array",
+]
