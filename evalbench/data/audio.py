@@ -3,7 +3,7 @@
 Decoding uses soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, and MP3 with
 libsndfile ≥ 1.1).  Channels are averaged to mono.  Resampling uses
 torchaudio's windowed-sinc resampler, with one kernel per rate pair, and each
-resampled clip is cached once per target rate (:class:`ResampleCache`).
+resampled clip is cached once per target rate (:class:`~evalbench.data.resample.ResampleCache`).
 Measured on 2 cores: decoding a 5 s 44.1 kHz clip and resampling it to 16 kHz
 takes 2.5 ms, decoding a 16 kHz copy 0.4 ms; extracting 800 one-second clips
 stored at 44.1 instead of 16 kHz took 1.9 s instead of 1.15 s with ``logmel``
@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from evalbench.data.resample import ResampleCache, Resampler
 from evalbench.errors import AudioDecodeError
-from evalbench.utils.io import CACHE_ADVICE, atomic_save_npy
 
 RESAMPLE_METHOD = "torchaudio-sinc, float32 cached"  # part of the embedding-cache key
 
@@ -363,58 +363,6 @@ def crop_start(n_have: int, n_want: int, policy: str, key: str, seed: int) -> in
     raise ValueError(f"unknown crop policy '{policy}'")
 
 
-#: Largest windowed-sinc kernel (float32 elements, 128 MiB) a rate pair may need; see :func:`kernel_elements`.
-MAX_KERNEL_ELEMENTS = 2**25
-
-
-def kernel_elements(orig_sr: int, new_sr: int, zero_crossings: int = 6, rolloff: float = 0.99) -> int:
-    """Number of float32 weights in torchaudio's sinc kernel for ``orig_sr`` → ``new_sr``.
-
-    torchaudio reduces the rates by their gcd to ``o/n`` and builds one filter
-    phase per output sample of a period: ``n`` phases of ``o + 2w`` taps, with
-    ``w = ceil(zero_crossings · o / (rolloff · min(o, n)))`` (its defaults: 6
-    zero crossings, roll-off 0.99).  Standard rates reduce well (44,100 → 16,000
-    is 441/160: 76 k weights), but a rate one hertz off (44,101, typical of a
-    damaged header) does not reduce at all: 16,000 phases × 44,135 taps, 2.8 GB.
-    """
-    g = math.gcd(orig_sr, new_sr)
-    o, n = orig_sr // g, new_sr // g
-    width = math.ceil(zero_crossings * o / (rolloff * min(o, n)))
-    return n * (o + 2 * width)
-
-
-class Resampler:
-    """Resample 1-D float32 signals with torchaudio, caching one kernel per rate pair."""
-
-    def __init__(self) -> None:
-        self._kernels: dict[tuple[int, int], object] = {}
-
-    def __call__(self, wav: np.ndarray, orig_sr: int, new_sr: int, source: str | Path = "") -> np.ndarray:
-        """Return ``wav`` resampled from ``orig_sr`` to ``new_sr`` Hz.
-
-        Raises:
-            AudioDecodeError: The rate pair needs a kernel above :data:`MAX_KERNEL_ELEMENTS`
-                (the message names ``source``, the file the samples came from).
-        """
-        if orig_sr == new_sr:
-            return wav
-        import torch
-        import torchaudio
-
-        key = (orig_sr, new_sr)
-        size = kernel_elements(orig_sr, new_sr)
-        if key not in self._kernels and size > MAX_KERNEL_ELEMENTS:
-            raise AudioDecodeError(
-                f"{source or 'audio'}: resampling {orig_sr} Hz to {new_sr} Hz needs a {size * 4 / 2**30:.1f} GiB "
-                f"filter (the rates have no large common divisor); such a rate is usually a damaged header: check "
-                f"the file, or convert it to a standard rate (e.g. 44100 or 48000 Hz) and run again"
-            )
-        if key not in self._kernels:
-            self._kernels[key] = torchaudio.transforms.Resample(orig_sr, new_sr)
-        with torch.inference_mode():
-            return self._kernels[key](torch.from_numpy(np.ascontiguousarray(wav))).numpy()
-
-
 def load_clip(
     path: str | Path,
     key: str,
@@ -477,49 +425,3 @@ def load_clip(
         timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - begin - resampling
         timings["resample"] = timings.get("resample", 0.0) + resampling
     return out, valid
-
-
-class ResampleCache:
-    """Resampled clips (cropped to the unit) stored once per target rate, losslessly.
-
-    An entry is named by a hash of the clip's content hash, its relative path,
-    the unit, the target rate and the crop policy and seed, so editing a file
-    in place (new content hash) misses and only that clip is recomputed.  The
-    samples are stored as float32 ``.npy``: exactly the values the computing run
-    uses, so cold and warm runs are bit-identical, and nothing is rounded or
-    clipped (a resampled clip may overshoot full scale: the sinc kernel rings).
-    Writes are atomic (temporary file, then rename); a damaged entry fails to
-    load and is recomputed.
-
-    Args:
-        root: Cache folder (``<cache_dir>/audio``).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def _path(self, name: tuple) -> Path:
-        digest = hashlib.sha256(repr(name).encode()).hexdigest()
-        return self.root / f"{name[3]}Hz" / digest[:2] / f"{digest[2:34]}.npy"
-
-    def get(self, name: tuple) -> np.ndarray | None:
-        """The cached clip for ``name`` as float32, or None."""
-        path = self._path(name)
-        if not path.is_file():
-            return None
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            return None
-        if data.dtype != np.float32 or data.ndim != 1 or not np.isfinite(data).all():
-            return None
-        return data
-
-    def put(self, name: tuple, wav: np.ndarray) -> None:
-        """Store ``wav`` (float32) for ``name`` atomically.
-
-        Through :func:`~evalbench.utils.io.atomic_save_npy` without fsync (an
-        entry is verified when read and recomputed if damaged), so a full disk
-        leaves no partial file and raises :class:`~evalbench.errors.DiskFullError`.
-        """
-        atomic_save_npy(self._path(name), np.ascontiguousarray(wav, dtype=np.float32), CACHE_ADVICE, durable=False)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from evalbench.data.audio import ResampleCache, Resampler, load_clip
+from evalbench.data.audio import load_clip
+from evalbench.data.resample import ResampleCache, Resampler
 from evalbench.data.task_data import TaskData
 from evalbench.errors import AudioDecodeError
 

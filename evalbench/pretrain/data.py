@@ -45,8 +45,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from evalbench.data.audio import ResampleCache, Resampler, read_audio
+from evalbench.data.audio import read_audio
 from evalbench.data.metadata import MISSING
+from evalbench.data.resample import ResampleCache, Resampler
 from evalbench.errors import EvalbenchError
 from evalbench.pretrain.corpus import (
     PretrainCorpus,

@@ -47,8 +47,9 @@ import numpy as np
 import torch
 
 from evalbench import metrics as M
-from evalbench.data.audio import ResampleCache, Resampler, load_clip
+from evalbench.data.audio import load_clip
 from evalbench.data.prepare import open_task_data
+from evalbench.data.resample import ResampleCache, Resampler
 from evalbench.data.splits import grouped_holdout
 from evalbench.data.task_data import TaskData
 from evalbench.embed.standardize import Standardizer

@@ -75,9 +75,9 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None], advice: str | None =
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes, advice: str | None = None) -> None:
-    """Write ``data`` to ``path`` atomically (``advice``: what to do if the disk is full)."""
-    _atomic(path, lambda fh: fh.write(data), advice)
+def atomic_write_bytes(path: Path, data: bytes, advice: str | None = None, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (``advice``: what to do if the disk is full; ``durable``: fsync)."""
+    _atomic(path, lambda fh: fh.write(data), advice, durable)
 
 
 def atomic_write_text(path: Path, text: str, advice: str | None = None) -> None:

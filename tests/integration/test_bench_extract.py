@@ -86,7 +86,7 @@ def test_pipeline_and_bare_forward_encode_the_same_clips(
     x, seconds = pipeline(enc, data, tmp_path / "cold")
     assert seconds > 0
     # cold: every clip was decoded and resampled (44.1 -> 16 kHz) by the pipeline itself
-    assert len(list((tmp_path / "cold" / "audio").rglob("*.npy"))) == data.n
+    assert len(list((tmp_path / "cold" / "audio").rglob("*.f32c"))) == data.n
 
     batches = preload(enc, data, tmp_path / "preload")
     rows = np.concatenate([b[0] for b in batches])

@@ -413,15 +413,15 @@ def test_a_full_disk_at_the_decoded_audio_cache_fails_with_one_line_also_from_a_
     (encoders / "logmel22.yaml").write_text(text.replace("name: logmel", "name: logmel22"))
     env = dataclasses.replace(env, encoders=encoders)
     # A forked DataLoader worker inherits the patch: the error then crosses the process boundary.
-    disk = FullDisk(monkeypatch, r"^\.tmp-[0-9a-f]{32}\.npy-", skip=3)
+    disk = FullDisk(monkeypatch, r"^\.tmp-[0-9a-f]{32}\.f32c-", skip=3)
     args = env.cli("run", "--encoder", "logmel22", "--tasks", "synth_pitch", "--seeds", "1", "--workers", workers)
     assert main(args) == 2
     line = error_line(capsys.readouterr().err)
     audio = re.escape(str(env.cache / "audio" / "22050Hz"))
     assert re.search(rf"^evalbench: error: logmel22 × synth_pitch: cannot write {audio}/[0-9a-f]{{2}}/[0-9a-f]{{32}}"
-                     r"\.npy: no space left on the device \(ENOSPC\); ", line), line  # fmt: skip
+                     r"\.f32c: no space left on the device \(ENOSPC\); ", line), line  # fmt: skip
     assert "--cache-dir" in line and "Caught" not in line and "Original Traceback" not in line
     assert tmp_files(env.cache, env.results) == [] and not list(env.results.rglob("*.json"))
-    assert len(list((env.cache / "audio").rglob("*.npy"))) == 3  # the entries written before the disk filled
+    assert len(list((env.cache / "audio").rglob("*.f32c"))) == 3  # the entries written before the disk filled
     disk.restore()
     assert main(args) == 0

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from evalbench.data.audio import MAX_KERNEL_ELEMENTS, Resampler, kernel_elements, load_clip
+from evalbench.data.audio import load_clip
+from evalbench.data.resample import MAX_KERNEL_ELEMENTS, Resampler, kernel_elements
 from evalbench.errors import AudioDecodeError
 
 

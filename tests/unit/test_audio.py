@@ -61,7 +61,7 @@ def test_resampled_clips_are_cached_once_and_identical_cold_and_warm(tmp_path: P
     cache = ResampleCache(tmp_path / "cache")
     args = (1.0, 16000, "start", 0, Resampler(), cache, "sha-a")
     cold, valid = load_clip(tmp_path / "a.wav", "a.wav", *args)
-    entries = list((tmp_path / "cache").rglob("*.npy"))
+    entries = list((tmp_path / "cache").rglob("*.f32c"))
     assert valid == 16000 and len(entries) == 1 and entries[0].parent.parent.name == "16000Hz"
     warm, valid2 = load_clip(tmp_path / "a.wav", "a.wav", *args)
     np.testing.assert_array_equal(cold, warm)  # the same stored float32 values, read back
@@ -73,7 +73,7 @@ def test_resampled_clips_are_cached_once_and_identical_cold_and_warm(tmp_path: P
     np.testing.assert_array_equal(again, cold)
     load_clip(tmp_path / "b.wav", "b.wav", 1.0, 16000, "start", 0, Resampler(), cache, "sha-b")  # native: not cached
     load_clip(tmp_path / "b.wav", "b.wav", 1.0, 22050, "start", 0, Resampler(), cache, "sha-b")  # another rate
-    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 2
+    assert len(list((tmp_path / "cache").rglob("*.f32c"))) == 2
     with pytest.raises(AudioDecodeError, match="not found"):  # new content (edited in place) never shares entries
         load_clip(tmp_path / "a.wav", "a.wav", 1.0, 16000, "start", 0, Resampler(), cache, "sha-a-edited")
 
@@ -92,3 +92,37 @@ def test_resampled_clip_that_overshoots_full_scale_survives_the_cache(tmp_path: 
     warm, _ = load_clip(tmp_path / "sq.wav", "sq.wav", 1.0, 16000, "start", 0, Resampler(), cache, "sha")
     np.testing.assert_array_equal(cold, plain)
     np.testing.assert_array_equal(warm, plain)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[:100] + bytes([b[100] ^ 0x10]) + b[101:],  # one bit flipped in a sample
+        lambda b: b[: len(b) // 2],  # truncated
+        lambda b: b[:-4] + b"\0\0\0\0",  # checksum zeroed
+        lambda b: b"",  # emptied
+    ],
+    ids=["bit-flipped", "truncated", "checksum-zeroed", "empty"],
+)
+def test_a_damaged_resampled_clip_is_said_and_recomputed(tmp_path: Path, caplog, damage) -> None:
+    """The resampled-audio cache checks a CRC-32 of every entry it reads, like the embedding cache's SHA-256."""
+    import logging
+
+    from evalbench.data.audio import ResampleCache
+
+    t = np.arange(44100) / 44100
+    sf.write(tmp_path / "a.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 44100, subtype="FLOAT")
+    cache = ResampleCache(tmp_path / "cache")
+    args = ("a.wav", 1.0, 16000, "start", 0, Resampler(), cache, "sha-a")
+    cold, _ = load_clip(tmp_path / "a.wav", *args)
+    (entry,) = (tmp_path / "cache").rglob("*.f32c")
+    entry.write_bytes(damage(entry.read_bytes()))
+    with caplog.at_level(logging.WARNING, logger="evalbench.data.resample"):
+        again, _ = load_clip(tmp_path / "a.wav", *args)
+    assert [r.getMessage() for r in caplog.records if str(entry) in r.getMessage() and "recomputing" in r.getMessage()]
+    np.testing.assert_array_equal(again, cold)  # recomputed from the file: the same float32 values
+    assert entry.stat().st_size == 4 * 16000 + 4  # and stored whole again
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="evalbench.data.resample"):
+        np.testing.assert_array_equal(load_clip(tmp_path / "a.wav", *args)[0], cold)
+    assert not caplog.records  # a sound entry is read without a word

@@ -193,13 +193,13 @@ def test_other_rates_are_resampled_whole_and_cached(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cold = CropDataset(corpus, SR, UNIT, "v2", seed=0, audio_cache=cache)[1, 0]
     assert cold.shape == (N_UNIT,) and cold.dtype == torch.float32
-    entries = list(cache.rglob("*.npy"))
+    entries = list(cache.rglob("*.f32c"))
     assert len(entries) == 1 and entries[0].relative_to(cache).parts[0] == f"{SR}Hz"
-    assert np.load(entries[0]).shape == (SR,)  # the whole clip at the training rate
+    assert entries[0].stat().st_size == 4 * SR + 4  # the whole clip at the training rate, and its CRC-32
     os.utime(entries[0], ns=(1, 1))
     warm = CropDataset(corpus, SR, UNIT, "v2", seed=0, audio_cache=cache)[1, 0]
     torch.testing.assert_close(warm, cold, rtol=0, atol=0)
-    assert len(list(cache.rglob("*.npy"))) == 1 and entries[0].stat().st_mtime_ns == 1  # read, not rewritten
+    assert len(list(cache.rglob("*.f32c"))) == 1 and entries[0].stat().st_mtime_ns == 1  # read, not rewritten
 
 
 def test_decode_errors_name_the_file(tmp_path: Path) -> None:
