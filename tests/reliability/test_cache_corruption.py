@@ -52,6 +52,7 @@ from evalbench.embed.cache import EmbeddingCache
 from evalbench.utils.hashing import sha256_file
 from evalbench.utils.io import atomic_save_npy
 from tests.conftest import ENCODERS, REPO, Env
+from tests.reliability.helpers import assert_same_numbers
 
 SCORE_TOL = 1e-9
 EMB_RTOL = 1e-6
@@ -80,25 +81,6 @@ def run(env: Env, *args: str) -> int:
 
 def record_of(env: Env) -> dict:
     return json.loads((env.results / "logmel" / f"{TASK}.linear.json").read_text())
-
-
-def numbers(tree: object, prefix: str = "") -> dict[str, float | None]:
-    """Every number of a nested JSON value by its path (strings, booleans dropped)."""
-    if isinstance(tree, dict):
-        return {k: v for key in tree for k, v in numbers(tree[key], f"{prefix}{key}.").items()}
-    if isinstance(tree, list):
-        return {k: v for i, item in enumerate(tree) for k, v in numbers(item, f"{prefix}{i}.").items()}
-    if isinstance(tree, int | float) and not isinstance(tree, bool):
-        return {prefix.rstrip("."): float(tree)}
-    return {prefix.rstrip("."): None} if tree is None else {}
-
-
-def assert_same_numbers(got: object, want: object) -> None:
-    a, b = numbers(got), numbers(want)
-    assert a.keys() == b.keys() and a
-    for k in a:
-        assert (a[k] is None) == (b[k] is None), k
-        assert a[k] is None or abs(a[k] - b[k]) <= SCORE_TOL, (k, a[k], b[k])
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +160,8 @@ def test_damaged_cache_entry_is_detected_said_and_recomputed(
     rec = record_of(env)
     assert rec["timings"]["parts_computed"] == 1 and rec["timings"]["parts_cached"] == 2
     assert rec["timings"]["clips_embedded"] == TEST_CLIPS
-    assert_same_numbers(rec["scores"], original.record["scores"])
-    assert_same_numbers(rec["runs"], original.record["runs"])
+    assert_same_numbers(rec["scores"], original.record["scores"], SCORE_TOL)
+    assert_same_numbers(rec["runs"], original.record["runs"], SCORE_TOL)
 
     meta = json.loads(manifest.read_text())  # rewritten whole: verifies again
     assert meta["sha256"] == sha256_file(npy) and meta["nbytes"] == npy.stat().st_size
@@ -202,7 +184,7 @@ def test_stray_temp_files_of_a_killed_write_are_not_taken_for_entries_or_records
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     rec = record_of(env)
     assert rec["timings"]["parts_cached"] == 3 and rec["timings"]["clips_embedded"] == 0
-    assert_same_numbers(rec["scores"], original.record["scores"])
+    assert_same_numbers(rec["scores"], original.record["scores"], SCORE_TOL)
 
     # A half-written record and sidecar beside the real ones: the leaderboard lists the record once.
     folder = env.results / "logmel"

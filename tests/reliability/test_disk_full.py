@@ -41,8 +41,7 @@ from evalbench.embed.cache import EmbeddingCache
 from evalbench.errors import DiskFullError
 from evalbench.pretrain.state import load_state
 from evalbench.utils.io import atomic_write_text
-from tests.conftest import ENCODERS, REPO, Env
-from tests.data.helpers import write_audio
+from tests.conftest import REPO, Env
 from tests.integration.pretrain_helpers import pretrain
 
 SCORE_TOL = 1e-9  # same embeddings, same probe, same order: equal up to summation rounding
@@ -146,16 +145,6 @@ def error_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("evalbench: error:")]
     assert len(lines) == 1, err[-2000:]
     return lines[0]
-
-
-@pytest.fixture
-def penv(env: Env, tmp_path: Path) -> Env:
-    """``env`` with a private encoders folder (pretrain registers YAMLs there) and a folder of 8 clips."""
-    encoders = tmp_path / "encoders"
-    shutil.copytree(ENCODERS / "recipes", encoders / "recipes")
-    for i in range(8):
-        write_audio(tmp_path / "clips" / f"c{i}.wav", 1.2, 16000, freq=150.0 * (i + 1), seed=i)
-    return dataclasses.replace(env, encoders=encoders)
 
 
 @pytest.fixture

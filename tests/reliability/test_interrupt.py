@@ -66,6 +66,7 @@ from evalbench.results.schema import load_record
 from evalbench.utils.hashing import sha256_file
 from tests.conftest import ENCODERS, REPO, Env, shrink_tasks
 from tests.data.helpers import write_audio
+from tests.reliability.helpers import assert_same_numbers
 
 SEED = 14
 KILLS = 3
@@ -261,24 +262,9 @@ def check_after_kill(env: Env, ref: Reference) -> tuple[dict[str, np.ndarray], l
     return entries, records
 
 
-def numbers(tree: object, prefix: str = "") -> dict[str, float | None]:
-    """Every number of a nested JSON value by its path (strings, booleans dropped)."""
-    if isinstance(tree, dict):
-        return {k: v for key in tree for k, v in numbers(tree[key], f"{prefix}{key}.").items()}
-    if isinstance(tree, list):
-        return {k: v for i, item in enumerate(tree) for k, v in numbers(item, f"{prefix}{i}.").items()}
-    if isinstance(tree, int | float) and not isinstance(tree, bool):
-        return {prefix.rstrip("."): float(tree)}
-    return {prefix.rstrip("."): None} if tree is None else {}
-
-
 def assert_same_record(got: dict, want: dict) -> None:
     for section in ("scores", "runs"):
-        a, b = numbers(got[section]), numbers(want[section])
-        assert a.keys() == b.keys() and a, section
-        for k in a:
-            assert (a[k] is None) == (b[k] is None), k
-            assert a[k] is None or abs(a[k] - b[k]) <= SCORE_TOL, (section, k, a[k], b[k])
+        assert_same_numbers(got[section], want[section], SCORE_TOL)
 
 
 @pytest.mark.slow

@@ -9,9 +9,7 @@ with a message naming it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +22,7 @@ from evalbench.adapters.checkpoints import KeyMismatch, load_into, read_checkpoi
 from evalbench.cli import main
 from evalbench.errors import EvalbenchError
 from evalbench.utils.hashing import sha256_file
-from tests.conftest import ENCODERS, Env
-from tests.data.helpers import write_audio
+from tests.conftest import Env
 from tests.integration.pretrain_helpers import pretrain
 
 EMB_RTOL = 1e-6  # the same network on the same audio; only the file the weights came from differs
@@ -102,16 +99,6 @@ def test_a_damaged_file_is_refused_naming_it(tmp_path: Path, damage: str) -> Non
     message = str(exc.value)
     assert message.startswith(f"{path}: not a readable safetensors checkpoint (")
     assert "truncated or damaged" in message and "\n" not in message
-
-
-@pytest.fixture
-def penv(env: Env, tmp_path: Path) -> Env:
-    """``env`` with a private encoders folder and a folder of 8 clips to pretrain on."""
-    encoders = tmp_path / "encoders"
-    shutil.copytree(ENCODERS / "recipes", encoders / "recipes")
-    for i in range(8):
-        write_audio(tmp_path / "clips" / f"c{i}.wav", 1.2, 16000, freq=150.0 * (i + 1), seed=i)
-    return dataclasses.replace(env, encoders=encoders)
 
 
 def embeddings(env: Env, encoder: str, out: Path) -> dict[str, np.ndarray]:
