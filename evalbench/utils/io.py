@@ -54,6 +54,20 @@ def disk_full_error(path: Path | str, exc: OSError, advice: str | None = None) -
     )
 
 
+def _umask() -> int:
+    """The process's file-creation mask, read without changing it (Linux ``/proc``; else set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write: Callable[[IO[bytes]], None], advice: str | None = None, durable: bool = True) -> None:
     """Write ``path`` through a temporary file and a rename (``durable``: fsync before the rename)."""
     path = Path(path)
@@ -61,6 +75,7 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None], advice: str | None =
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a shared cache or results folder needs the usual mode
         with os.fdopen(fd, "wb") as fh:  # a failed flush on close still closes the descriptor
             write(fh)
             fh.flush()
