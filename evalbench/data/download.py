@@ -32,6 +32,7 @@ Every step survives an interrupt and is a no-op when already done:
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import os
@@ -51,11 +52,11 @@ from typing import Any
 
 from evalbench import __version__
 from evalbench.data.prepare import builder_for, prepare
-from evalbench.errors import DatasetNotReadyError, DownloadError, EvalbenchError
+from evalbench.errors import DatasetNotReadyError, DiskFullError, DownloadError, EvalbenchError
 from evalbench.specs.task import DownloadFile, SourceSpec, TaskSpec
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_file
-from evalbench.utils.io import atomic_write_json
+from evalbench.utils.io import DATA_ADVICE, atomic_write_json, disk_full_error, is_disk_full
 
 RETRIES = 3  # retries after the first attempt, each resuming the partial file
 BACKOFF_SECONDS = 2.0  # wait before retry k is BACKOFF_SECONDS * 2**(k-1)
@@ -255,6 +256,12 @@ def transfer(spec: DownloadFile, part: Path) -> None:
                 ) from None
             reason = f"HTTP {exc.code} {exc.reason}"
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            if is_disk_full(exc):  # retrying cannot help; what arrived stays in the partial file
+                raise DiskFullError(
+                    f"cannot write {part}: {exc.strerror} ({errno.errorcode.get(exc.errno, exc.errno)}); the bytes "
+                    f"received so far are kept and the next run resumes from them; {DATA_ADVICE}, then run again",
+                    str(part),
+                ) from None
             reason = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
         if attempt < RETRIES:
             time.sleep(BACKOFF_SECONDS * 2**attempt)
@@ -367,8 +374,10 @@ def unpack(source: SourceSpec, downloads: Path, home: Path, hashes: dict[str, st
         if extracted.exists():
             os.replace(extracted, old)
         os.replace(tmp, extracted)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):  # nothing half-extracted is left: the temporary folder is gone
+            raise disk_full_error(extracted, exc, DATA_ADVICE) from None  # type: ignore[arg-type]
         raise
     shutil.rmtree(old, ignore_errors=True)
     atomic_write_json(marker, want)
@@ -391,8 +400,10 @@ def _join(parts: list[Path], dest: Path) -> Path:
                 with open(part, "rb") as fh:
                     shutil.copyfileobj(fh, out, CHUNK)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(dest, exc, DATA_ADVICE) from None  # type: ignore[arg-type]
         raise
     return dest
 

@@ -37,7 +37,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
 from evalbench.data import synth_sounds as S
 from evalbench.data.builders import BuildOutput, DatasetBuilder
@@ -46,6 +45,7 @@ from evalbench.specs.fields import parse, to_dict
 from evalbench.specs.task import TaskSpec
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_json
+from evalbench.utils.io import DATA_ADVICE, atomic_write_wav
 
 GENERATOR_VERSION = 1
 PITCH_CLASSES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
@@ -279,9 +279,7 @@ class SyntheticBuilder(DatasetBuilder):
         for i in progress(range(total), desc=f"generate {task.name}", unit="clip", leave=False):
             clip = makers[opts.kind](i, np.random.default_rng([opts.seed, KIND_CODE[opts.kind], i]))
             name = f"{opts.kind}_{i:05d}.wav"
-            tmp = audio_dir / f".tmp-{name}"
-            sf.write(tmp, clip.audio, sr, subtype="PCM_16", format="WAV")
-            tmp.replace(audio_dir / name)
+            atomic_write_wav(audio_dir / name, clip.audio, sr, DATA_ADVICE)
             rows.append(
                 {
                     "file_name": name,

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from evalbench.data import synthetic as synth
 from evalbench.data.metadata import MISSING, hash_files
@@ -41,7 +40,7 @@ from evalbench.errors import DataError, EvalbenchError
 from evalbench.specs.task import TaskSpec
 from evalbench.utils.console import progress
 from evalbench.utils.hashing import sha256_lines
-from evalbench.utils.io import atomic_write_json
+from evalbench.utils.io import DATA_ADVICE, atomic_write_json, atomic_write_wav
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff")
 CORPUS_VERSION = 1  # bump when the embedded corpus's generation changes
@@ -253,9 +252,7 @@ def embedded_corpus(
     for i in progress(range(n_clips), desc="generate pretraining corpus", unit="clip", leave=False):
         dest = folder / files[i]
         if overwrite or not dest.is_file():
-            tmp = folder / f".tmp-{os.getpid()}-{files[i]}"
-            sf.write(tmp, _clip(i, n, sample_rate), sample_rate, subtype="PCM_16", format="WAV")
-            os.replace(tmp, dest)
+            atomic_write_wav(dest, _clip(i, n, sample_rate), sample_rate, DATA_ADVICE)
     corpus = _index(folder, files, description)
     atomic_write_json(folder / MARKER, {**params, "fingerprint": corpus.fingerprint})
     return corpus

@@ -16,6 +16,7 @@ it gives one.  Anything else is re-raised unchanged.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import tempfile
@@ -32,6 +33,7 @@ CACHE_ADVICE = (
     "free space there (cached embeddings and decoded audio may be deleted: they are recomputed), "
     "or point the cache elsewhere with --cache-dir or EVALBENCH_CACHE"
 )
+DATA_ADVICE = "free space there, or keep datasets elsewhere with --data-root or EVALBENCH_DATA"
 RESULTS_ADVICE = "free space there, or write results elsewhere with --results-dir or EVALBENCH_RESULTS"
 PRETRAIN_ADVICE = (
     "free space there and run the same command again (it resumes from the last checkpoint written), "
@@ -93,6 +95,20 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None], advice: str | None =
 def atomic_write_bytes(path: Path, data: bytes, advice: str | None = None, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (``advice``: what to do if the disk is full; ``durable``: fsync)."""
     _atomic(path, lambda fh: fh.write(data), advice, durable)
+
+
+def atomic_write_wav(path: Path, audio: np.ndarray, sample_rate: int, advice: str | None = None) -> None:
+    """Write ``audio`` as a 16-bit PCM WAV to ``path`` atomically, without fsync (generated data is regenerated).
+
+    The file is encoded in memory first: libsndfile reports a failed write
+    without the operating system's errno, so a full disk could not be told from
+    any other failure if it wrote the file itself.
+    """
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, audio, sample_rate, subtype="PCM_16", format="WAV")
+    _atomic(path, lambda fh: fh.write(buf.getbuffer()), advice, durable=False)
 
 
 def atomic_write_text(path: Path, text: str, advice: str | None = None) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
 import re
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -21,107 +19,16 @@ import yaml
 from evalbench.data import download as dl
 from evalbench.data.download import DownloadError, download_task, extract_archive
 from evalbench.data.metadata import read_prepared
-from evalbench.errors import DatasetNotReadyError, EvalbenchError
+from evalbench.errors import DatasetNotReadyError, DiskFullError, EvalbenchError
 from evalbench.specs.task import load_task
 from tests.data.helpers import run_logmel, write_audio
+from tests.data.loopback import Server, loopback_server, no_waits_no_proxies
 
 CLASSES = ["low", "high"]
 SPLIT_SIZES = {"train": 6, "valid": 2, "test": 2}  # clips per class
 
 
 # -- loopback server -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    """What the loopback server serves and what it saw.
-
-    Attributes:
-        base: ``http://127.0.0.1:PORT``.
-        files: Response bodies by path (without the leading slash).
-        cut_first: Path → bytes to send before dropping the connection, applied
-            to the next request of that path only (a simulated interrupt).
-        ignore_range: Answer every request with 200 and the whole body.
-        max_requests: Requests beyond this get HTTP 410, so a retry loop cannot spin.
-        log: One ``(path, Range header or None, body bytes sent)`` per request.
-    """
-
-    base: str = ""
-    files: dict[str, bytes] = field(default_factory=dict)
-    cut_first: dict[str, int] = field(default_factory=dict)
-    ignore_range: bool = False
-    max_requests: int = 30
-    log: list[tuple[str, str | None, int]] = field(default_factory=list)
-
-    def url(self, name: str) -> str:
-        return f"{self.base}/{name}"
-
-    def sent(self) -> int:
-        return sum(n for _, _, n in self.log)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        state: Server = self.server.state  # type: ignore[attr-defined]
-        name, rng = self.path.lstrip("/"), self.headers.get("Range")
-        body = state.files.get(name)
-        if len(state.log) >= state.max_requests or body is None:
-            state.log.append((name, rng, 0))  # logged before answering: the client may check the log at once
-            self.send_error(410 if body is not None else 404)
-            return
-        start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", rng or "")
-        if match and not state.ignore_range:
-            start = int(match.group(1))
-            if start >= len(body):
-                state.log.append((name, rng, 0))
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(body)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        payload = body[start:]
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        if name in state.cut_first:
-            payload = payload[: state.cut_first.pop(name)]
-            self.close_connection = True
-        state.log.append((name, rng, len(payload)))
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def loopback_server() -> Iterator[Server]:
-    """A ThreadingHTTPServer on 127.0.0.1 (port 0) in a daemon thread, shut down on exit."""
-    state = Server()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.state = state  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
-        yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
-
-
-def no_waits_no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bypass any configured HTTP proxy for 127.0.0.1 and skip the retry backoff."""
-    for var in ("no_proxy", "NO_PROXY"):
-        monkeypatch.setenv(var, "127.0.0.1,localhost")
-    monkeypatch.setattr(dl, "BACKOFF_SECONDS", 0.0)
-    monkeypatch.setattr(dl, "TIMEOUT_SECONDS", 10.0)
 
 
 @pytest.fixture
@@ -473,3 +380,77 @@ def test_complete_part_is_verified_not_refetched(server: Server, dataset_dir: Pa
     (downloads.parent.parent / "nosize" / "downloads" / "mydata.zip.part").write_bytes(data)
     fetch_task(tmp_path, "nosize")
     assert [(r, n) for _, r, n in server.log] == [(f"bytes={len(data)}-", 0), (None, len(data))]
+
+
+# -- a full disk ------------------------------------------------------------------------------------------------------
+
+
+class _NoRoom:
+    """A file whose writes fail with ENOSPC after ``room`` bytes (the rest of the file object is the real one)."""
+
+    def __init__(self, fh, room: int) -> None:
+        self._fh, self._room = fh, room
+
+    def write(self, data) -> int:
+        if len(data) > self._room:  # what fits is written, then the disk is full
+            self._fh.write(data[: self._room])
+            self._fh.flush()
+            self._room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= len(data)
+        return self._fh.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+
+def test_a_full_disk_while_downloading_keeps_the_part_and_is_not_retried(
+    server: Server, dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = serve_archive(server, dataset_dir, tmp_path)
+    real = open
+
+    def tight(file, mode="r", *args, **kwargs):
+        fh = real(file, mode, *args, **kwargs)
+        return _NoRoom(fh, 4096) if str(file).endswith(".part") and "b" in mode and "r" not in mode else fh
+
+    monkeypatch.setattr("builtins.open", tight)
+    with pytest.raises(DiskFullError) as err:
+        fetch_task(tmp_path)
+    part = tmp_path / "data" / "sources" / "mydata" / "downloads" / "mydata.zip.part"
+    message = str(err.value)
+    assert message.startswith(f"cannot write {part}: ") and "(ENOSPC)" in message and "--data-root" in message
+    assert len(server.log) == 1  # one request: a full disk is not a network hiccup worth retrying
+    kept = part.stat().st_size
+    assert kept == 4096  # what arrived is kept for the resume
+    monkeypatch.undo()
+    no_waits_no_proxies(monkeypatch)
+    fetch_task(tmp_path)  # room again: resumes from the part and completes
+    assert server.log[-1][1] == f"bytes={kept}-"
+    assert (tmp_path / "data" / "sources" / "mydata" / "downloads" / "mydata.zip").read_bytes() == data
+
+
+def test_a_full_disk_while_extracting_leaves_no_half_extracted_folder(
+    server: Server, dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_archive(server, dataset_dir, tmp_path)
+    real = dl.extract_archive
+
+    def fills_up(archive: Path, dest: Path) -> None:
+        real(archive, dest)  # the members are written, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dest / "mydata" / "audio"))
+
+    monkeypatch.setattr(dl, "extract_archive", fills_up)
+    home = tmp_path / "data" / "sources" / "mydata"
+    with pytest.raises(DiskFullError, match=rf"^cannot write {re.escape(str(home / 'extracted'))}: .*ENOSPC"):
+        fetch_task(tmp_path)
+    assert sorted(p.name for p in home.iterdir()) == ["downloads"]  # no extracted folder, no temporary one
+    monkeypatch.setattr(dl, "extract_archive", real)
+    assert fetch_task(tmp_path) == home / "extracted" / "mydata"
+    assert len(server.log) == 1  # the verified download was reused

@@ -9,15 +9,8 @@ import pytest
 
 from evalbench.cli import main
 from tests.data.helpers import ENCODERS
-from tests.data.test_download import (
-    Server,
-    archive_bytes,
-    loopback_server,
-    make_dataset,
-    no_waits_no_proxies,
-    sha,
-    write_task,
-)
+from tests.data.loopback import Server, loopback_server, no_waits_no_proxies
+from tests.data.test_download import archive_bytes, make_dataset, sha, write_task
 
 
 @pytest.fixture

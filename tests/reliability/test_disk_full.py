@@ -414,3 +414,23 @@ def test_a_full_disk_at_the_decoded_audio_cache_fails_with_one_line_also_from_a_
     assert len(list((env.cache / "audio").rglob("*.f32c"))) == 3  # the entries written before the disk filled
     disk.restore()
     assert main(args) == 0
+
+
+def test_a_full_disk_while_generating_a_synthetic_dataset_names_the_clip_and_the_rerun_completes(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "fresh-data"
+    args = ["data", "prepare", "synth_pitch", "--tasks-dir", str(env.tasks), "--data-root", str(data)]
+    disk = FullDisk(monkeypatch, r"^\.tmp-pitch_\d+\.wav-", skip=5)  # 5 clips are written, then the disk is full
+    assert main(args) == 2
+    line = error_line(capsys.readouterr().err)
+    audio = re.escape(str(data / "synth_pitch" / "audio"))
+    assert re.search(rf"cannot write {audio}/pitch_00005\.wav: no space left on the device \(ENOSPC\)", line), line
+    assert "--data-root" in line and tmp_files(data) == []
+    assert len(list((data / "synth_pitch" / "audio").glob("*.wav"))) == 5  # whole clips only
+    disk.restore()
+    assert main(args) == 0
+    reference = env.data / "synth_pitch" / "audio"
+    made = sorted((data / "synth_pitch" / "audio").glob("*.wav"))
+    assert [p.name for p in made] == sorted(p.name for p in reference.glob("*.wav"))
+    assert all(p.read_bytes() == (reference / p.name).read_bytes() for p in made)  # the same bytes as a clean prepare
