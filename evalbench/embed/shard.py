@@ -14,8 +14,9 @@ For every part (split or fold) of a task that is not in the cache:
    atomically like every entry;
 2. all ranks meet at a barrier;
 3. rank 0 loads every shard (checksummed, as every cache read), concatenates
-   them in rank order into the part's normal cache entry, and removes the
-   shards.  Only rank 0 then trains probes and writes records.
+   them in rank order into the part's normal cache entry (through a scratch
+   matrix mapped on disk when large: :func:`~evalbench.utils.memory.scratch_array`),
+   and removes the shards.  Only rank 0 then trains probes and writes records.
 
 A rank that dies leaves its shard unwritten; torchrun stops the others, the
 shards already written stay, and a rerun with the same ``W`` embeds only the
@@ -36,6 +37,7 @@ import numpy as np
 from evalbench.embed.cache import EmbeddingCache
 from evalbench.errors import EvalbenchError
 from evalbench.pretrain.distributed import DistEnv, barrier
+from evalbench.utils.memory import scratch_array
 
 
 def shard_rows(rows: np.ndarray, env: DistEnv) -> np.ndarray:
@@ -98,8 +100,12 @@ def embed_part_sharded(
                 f"{encoder} × {task}: rank {rank}'s shard of part '{part}' is missing or damaged after every rank "
                 "finished; run the same command again (cached shards are reused)"
             )
-        shards.append(np.asarray(shard))
-    merged = np.concatenate(shards)
+        shards.append(shard)  # memory-mapped: read as it is copied below
+    merged = scratch_array((sum(len(sh) for sh in shards), dim), cache.root / ".scratch")  # on disk when large
+    start = 0
+    for shard in shards:
+        merged[start : start + len(shard)] = shard
+        start += len(shard)
     cache.store(encoder, task, part, payload, merged, fitted)
     for rank in range(env.world):
         cache.remove(encoder, task, shard_name(part, rank, env.world), {**payload, "shard": [rank, env.world]})
