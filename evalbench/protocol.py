@@ -92,17 +92,20 @@ def _scores(model: Any, x: np.ndarray, label_type: str) -> np.ndarray:
 
 
 PROBE_MEMORY_FACTOR = 4
-"""The probe's private memory, in float32 copies of its training and validation rows: the standardised rows,
-and the converged solvers' float64 copies.  Measured (tests/reliability/test_memory_limits.py): the ``newton``
-linear probe on 2,800 rows × 16,384 dims (175 MiB as float32) failed with 600 MiB allowed, ran with 800."""
+"""A probe's private memory when it holds its training and validation rows in RAM, in float32 copies of those
+rows: the standardised rows and a solver's float64 copies.  Measured (tests/reliability/test_memory_limits.py):
+the ``newton`` linear probe on 2,800 rows × 16,384 dims (175 MiB as float32), whole in RAM, failed with 600 MiB
+allowed and ran with 800; it now reads rows that do not fit block by block (:mod:`evalbench.probes.design`)."""
 
 
 @contextmanager
 def _memory_hint(task: str, probe: str, x: np.ndarray, train: np.ndarray, valid: np.ndarray) -> Iterator[None]:
     """Turn running out of memory in the probe into an error that says how much it needs and what to do.
 
-    Extraction streams through memory-mapped files, but the probes fit on the standardised training and
-    validation rows held in RAM; when those do not fit, a raw ``MemoryError`` traceback would say neither.
+    Extraction streams through memory-mapped files and the converged linear probe reads large rotations block
+    by block, but the other probes (Adam, MLP, kNN) hold their rows in RAM, and the linear probe's row-space
+    reduction needs a few (training clips)² float64 matrices; when those do not fit, a raw ``MemoryError``
+    traceback would say neither how much nor what to do.
     """
     try:
         yield
@@ -112,12 +115,12 @@ def _memory_hint(task: str, probe: str, x: np.ndarray, train: np.ndarray, valid:
         rows, dim = len(train) + len(valid), x.shape[1]
         mib = rows * dim * 4 / 2**20
         raise EvalbenchError(
-            f"task '{task}': out of memory in the {probe} probe, which holds the standardised training and "
-            f"validation embeddings in RAM: {len(train):,} + {len(valid):,} clips × {dim:,} dimensions are "
-            f"{mib:,.0f} MiB as float32, about {PROBE_MEMORY_FACTOR * mib:,.0f} MiB with the solver's copies "
-            f"(the whole matrix, {x.shape[0]:,} × {dim:,}, is {x.shape[0] * dim * 4 / 2**20:,.0f} MiB on disk, "
-            "memory-mapped). The embeddings are extracted and cached: rerun with that much more memory (ulimit -d, "
-            "the container's limit) and they are read from the cache; or use an encoder with fewer dimensions"
+            f"task '{task}': out of memory in the {probe} probe on the standardised training and validation "
+            f"embeddings: {len(train):,} + {len(valid):,} clips × {dim:,} dimensions are {mib:,.0f} MiB as "
+            f"float32, up to about {PROBE_MEMORY_FACTOR * mib:,.0f} MiB with a probe's working copies (the whole "
+            f"matrix, {x.shape[0]:,} × {dim:,}, is {x.shape[0] * dim * 4 / 2**20:,.0f} MiB on disk, memory-mapped). "
+            "The embeddings are extracted and cached: rerun with more memory (ulimit -d, the container's limit) "
+            "and they are read from the cache; or use an encoder with fewer dimensions"
         ) from None
 
 
@@ -165,6 +168,7 @@ def evaluate_probe(
     rule: str | None = None,
     standardize: bool = True,
     search_rule: str = "per_rotation",
+    scratch: Path | None = None,
 ) -> list[RunScore]:
     """Run the protocol for every seed and rotation.
 
@@ -185,6 +189,9 @@ def evaluate_probe(
             ``per_rotation`` searches on every rotation's own validation rows; ``first_rotation`` searches
             on each seed's first rotation and retrains that configuration on the others (HEAR's rule,
             docs/protocol.md §3).  Either way no rotation's test rows take part.
+        scratch: Folder on disk for a rotation's standardised training and validation rows when they are large
+            (memory-mapped: the linear probe then reads them block by block, :mod:`evalbench.probes.design`);
+            None keeps them in RAM.
 
     Returns:
         One :class:`RunScore` per (seed, rotation).
@@ -219,9 +226,9 @@ def evaluate_probe(
                 model = fitted[key]
             else:
                 model.fit(
-                    scaler.transform(x, rot.train),
+                    scaler.transform(x, rot.train, scratch),
                     data.y[rot.train],
-                    scaler.transform(x, rot.valid),
+                    scaler.transform(x, rot.valid, scratch),
                     data.y[rot.valid],
                 )
                 fitted[key] = model

@@ -268,7 +268,7 @@ def _evaluate_pair(
     config = probe_config(cfg, enc.spec.name, data.task.name)
     runs = evaluate_probe(
         data, x, cfg.probe, cfg.seeds, device, config, split_dir, x_test, preset.validation, preset.standardize,
-        preset.search_rule,
+        preset.search_rule, cache.root / ".scratch",
     )  # fmt: skip
     return _record(enc, data, cfg, device, runs, stats, time.perf_counter() - start, static, env), runs
 

@@ -11,9 +11,11 @@ Follows the scikit-learn estimator conventions: hyperparameters in
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from evalbench.utils.memory import row_blocks
+from evalbench.utils.memory import row_blocks, scratch_array
 
 
 def _rows(x: np.ndarray, rows: np.ndarray | None, block: slice) -> np.ndarray:
@@ -66,13 +68,17 @@ class Standardizer:
         self.scale_ = np.where(std > self.eps, std, 1.0)
         return self
 
-    def transform(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Standardise ``x`` (or its ``rows``) with the fitted statistics, as a new float32 array."""
+    def transform(self, x: np.ndarray, rows: np.ndarray | None = None, scratch: Path | None = None) -> np.ndarray:
+        """Standardise ``x`` (or its ``rows``) with the fitted statistics, as a new float32 array.
+
+        With a ``scratch`` folder, a large result is a memory-mapped file there
+        (:func:`~evalbench.utils.memory.scratch_array`), not private memory: a task's training rows need not fit.
+        """
         x = np.asarray(x)
         if x.shape[1] != self.n_features_in_:
             raise ValueError(f"expected {self.n_features_in_} features, got {x.shape[1]}")
         n = len(x) if rows is None else len(rows)
-        out = np.empty((n, x.shape[1]), dtype=np.float32)
+        out = scratch_array((n, x.shape[1]), scratch)
         for block in row_blocks(n, x.shape[1]):
             out[block] = (_rows(x, rows, block) - self.mean_) / self.scale_
         return out

@@ -51,6 +51,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from evalbench.probes.design import gram_basis
+
 DEFAULT_L2 = tuple(float(10.0**e) for e in np.arange(0.0, -6.01, -0.5))
 L2_BOUNDS = (1e-8, 1e2)  # the furthest an edge extension goes
 STEP = 10.0**0.5  # half a decade
@@ -135,11 +137,11 @@ def row_space(x: np.ndarray) -> np.ndarray | None:
     if n >= d:
         return None
     a = np.asarray(x, np.float64)
-    eig, u = np.linalg.eigh(a @ a.T)
-    if not eig.size or eig[-1] <= 0:
+    spectrum = gram_basis(a @ a.T)
+    if spectrum is None:
         return np.eye(d, 1)
-    keep = eig > eig[-1] * 1e-12
-    return (a.T @ u[:, keep]) / np.sqrt(eig[keep])
+    u, s = spectrum
+    return (a.T @ u) / s
 
 
 def fit_path(

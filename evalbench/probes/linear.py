@@ -43,7 +43,6 @@ It never sees test labels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,8 @@ from sklearn.base import BaseEstimator
 from evalbench import metrics as M
 from evalbench.errors import MetricUndefinedError
 from evalbench.probes.adam import StackedAdam
-from evalbench.probes.lbfgs import DEFAULT_L2, PathPoint, fit_path, row_space, solve
+from evalbench.probes.design import probe_features
+from evalbench.probes.lbfgs import DEFAULT_L2, PathPoint, fit_path, solve
 from evalbench.probes.newton import solve_newton
 from evalbench.probes.ridge import ridge_solver, target_scaling
 
@@ -72,18 +72,6 @@ def mean_loss(y: np.ndarray, proba: np.ndarray, label_type: str) -> float:
     if label_type == "multilabel":
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
     return float(-np.mean(np.log(p[np.arange(len(y)), y])))
-
-
-def _row_features(x: np.ndarray, dev: torch.device) -> tuple[torch.Tensor | None, Callable[[np.ndarray], torch.Tensor]]:
-    """The training row space ``V`` (None when n ≥ D) and the float64 map ``a -> a V`` (exact, module docstring)."""
-    basis = row_space(x)  # fewer clips than dimensions: solve in the training row space
-    v = None if basis is None else torch.as_tensor(basis, dtype=torch.float64, device=dev)
-
-    def features(a: np.ndarray) -> torch.Tensor:
-        t = torch.as_tensor(np.asarray(a, np.float64), device=dev)
-        return t if v is None else t @ v
-
-    return v, features
 
 
 class LinearProbe(BaseEstimator):
@@ -270,7 +258,7 @@ class LinearProbe(BaseEstimator):
     def _fit_path(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> LinearProbe:
         """Converged L2 logistic regression along the strength path, chosen on validation (module docstring)."""
         dev = torch.device(self.device)
-        v, features = _row_features(x, dev)
+        features = probe_features(x, x_valid, dev)
         multilabel = self.label_type == "multilabel"
         yt = torch.as_tensor(np.asarray(y), dtype=torch.float64 if multilabel else torch.int64, device=dev)
 
@@ -279,22 +267,21 @@ class LinearProbe(BaseEstimator):
             return M.oriented(self.metric, self._score(y_valid, proba)), self._valid_loss(y_valid, proba)
 
         points, added = fit_path(
-            features(x), yt, features(x_valid), valid_score, self.n_classes, multilabel, tuple(self.l2),
+            features.train, yt, features.valid, valid_score, self.n_classes, multilabel, tuple(self.l2),
             self.l2_patience, self.max_iter, self.tol, solve_newton if self.solver == "newton" else solve,
         )  # fmt: skip
-        pick = self._choose(points, added, x.shape[1] if v is None else v.shape[1])
-        weight = pick.weight if v is None else v @ pick.weight
-        self.coef_ = weight.float().cpu().numpy()
+        pick = self._choose(points, added, features.rank)
+        self.coef_ = features.lift(pick.weight).float().cpu().numpy()
         self.intercept_ = pick.bias.float().cpu().numpy()
         return self
 
     def _fit_ridge(self, x: np.ndarray, y: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray) -> LinearProbe:
         """Closed-form ridge on standardised targets along the strength path, chosen on validation (module doc)."""
         dev = torch.device(self.device)
-        v, features = _row_features(x, dev)
+        features = probe_features(x, x_valid, dev)
         mean, scale = target_scaling(y)  # training targets only
         self.target_mean_, self.target_scale_ = mean, scale
-        train = features(x)
+        train = features.train
         t = torch.as_tensor((np.asarray(y, np.float64) - mean) / scale, device=dev)[:, None]
 
         def valid_score(z: torch.Tensor) -> tuple[float, float]:
@@ -302,12 +289,12 @@ class LinearProbe(BaseEstimator):
             return M.oriented(self.metric, self._score(y_valid, pred)), self._valid_loss(y_valid, pred)
 
         points, added = fit_path(
-            train, t, features(x_valid), valid_score, 1, False, tuple(self.l2), self.l2_patience,
+            train, t, features.valid, valid_score, 1, False, tuple(self.l2), self.l2_patience,
             solver=ridge_solver(train, t),
         )  # fmt: skip
-        pick = self._choose(points, added, train.shape[1])
-        weight = pick.weight if v is None else v @ pick.weight
-        self.coef_ = scale * weight.cpu().numpy()  # float64, in target units: predict = x @ coef_ + intercept_
+        pick = self._choose(points, added, features.rank)
+        # float64, in target units: predict = x @ coef_ + intercept_
+        self.coef_ = scale * features.lift(pick.weight).cpu().numpy()
         self.intercept_ = mean + scale * pick.bias.cpu().numpy()
         return self
 

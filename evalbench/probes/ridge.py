@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from evalbench.probes.design import Matrix
 from evalbench.probes.lbfgs import Solver
 
 
@@ -49,18 +50,33 @@ def target_scaling(y: np.ndarray) -> tuple[float, float]:
     return float(y.mean()), scale if scale > 0 else 1.0
 
 
-def ridge_solver(x: torch.Tensor, t: torch.Tensor) -> Solver:
+def _centred_moments(x: Matrix, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x̄, t̄, XcᵀXc, Xcᵀ(t − t̄))`` of features and targets, the matrix read whole or block by block."""
+    n, t_mean = x.shape[0], t.mean(0)
+    if isinstance(x, torch.Tensor):
+        x_mean = x.mean(0)
+        xc = x - x_mean
+        return x_mean, t_mean, xc.T @ xc, xc.T @ (t - t_mean)
+    x_mean = sum(block.sum(0) for _, block in x.blocks()) / n  # RowBlocks: two passes, the centred sums
+    gram = rhs = None
+    for rows, block in x.blocks():
+        xc = block - x_mean
+        gram = xc.T @ xc if gram is None else gram + xc.T @ xc
+        rhs = xc.T @ (t[rows] - t_mean) if rhs is None else rhs + xc.T @ (t[rows] - t_mean)
+    assert gram is not None and rhs is not None
+    return x_mean, t_mean, gram, rhs
+
+
+def ridge_solver(x: Matrix, t: torch.Tensor) -> Solver:
     """Closed-form ridge solves at any strength on features ``x`` ``(n, k)`` and targets ``t`` ``(n, 1)``.
 
     The returned :data:`~evalbench.probes.lbfgs.Solver` ignores its features, targets, warm start, iteration
     budget and tolerance (the solve is exact, on the ``x`` and ``t`` given here) and returns
-    ``(weight (k, 1), bias (1,), 0, True)``, the minimiser of ``1/(2n) ‖t − xw − b‖² + l2/2 ‖w‖²``.
+    ``(weight (k, 1), bias (1,), 0, True)``, the minimiser of ``1/(2n) ‖t − xw − b‖² + l2/2 ‖w‖²``.  ``x`` may be
+    a :class:`~evalbench.probes.design.RowBlocks` (features too large for RAM).
     """
     n = x.shape[0]
-    x_mean, t_mean = x.mean(0), t.mean(0)
-    xc = x - x_mean
-    gram = xc.T @ xc
-    rhs = xc.T @ (t - t_mean)
+    x_mean, t_mean, gram, rhs = _centred_moments(x, t)
     eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
 
     def solve_at(

@@ -25,6 +25,7 @@ import ctypes
 import ctypes.util
 import functools
 import math
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +72,7 @@ BLOCK_BYTES = 8 << 20
 """Bytes of float64 per block when a matrix is reduced or transformed block by block (:func:`row_blocks`)."""
 
 
-def scratch_array(shape: tuple[int, int], folder: Path, min_bytes: int = SCRATCH_BYTES) -> np.ndarray:
+def scratch_array(shape: tuple[int, int], folder: Path | None, min_bytes: int = SCRATCH_BYTES) -> np.ndarray:
     """An uninitialised float32 matrix: in RAM when small, else mapped on an unlinked file in ``folder``.
 
     A task's embedding matrix grows with its clips times the encoder's dimension (50,000 clips × 6,144 are
@@ -79,10 +80,10 @@ def scratch_array(shape: tuple[int, int], folder: Path, min_bytes: int = SCRATCH
     shared mapping of a temporary file, which the kernel writes back and evicts under memory pressure, and which
     ``RLIMIT_DATA`` and ``ulimit -d`` do not count.  The file is unlinked at once, so nothing is left behind
     even after ``kill -9``; the mapping lives as long as the array.  ``folder`` should be on disk (the cache
-    folder), not on a RAM-backed ``/tmp``.
+    folder), not on a RAM-backed ``/tmp``; None keeps the matrix in RAM whatever its size.
     """
     nbytes = math.prod(shape) * 4
-    if nbytes < min_bytes:
+    if folder is None or nbytes < min_bytes:
         return np.empty(shape, dtype=np.float32)
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=folder, prefix=".scratch-") as fh:
@@ -95,6 +96,53 @@ def row_blocks(n: int, width: int, block_bytes: int = BLOCK_BYTES) -> Iterator[s
     step = max(1, block_bytes // (8 * max(1, width)))
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
+
+
+def _status_bytes(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` (``VmData``, ``VmSize``) in bytes; None off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            line = next((entry for entry in fh if entry.startswith(field + ":")), None)
+    except OSError:
+        return None
+    return None if line is None else int(line.split()[1]) * 1024
+
+
+def _cgroup_headroom() -> int | None:
+    """``memory.max`` − ``memory.current`` of this process's cgroup (v2); None when unlimited or unknown."""
+    try:
+        group = Path("/proc/self/cgroup").read_text(encoding="utf-8").strip().splitlines()[-1].split(":", 2)[2]
+        folder = Path("/sys/fs/cgroup") / group.lstrip("/")
+        limit = (folder / "memory.max").read_text(encoding="ascii").strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((folder / "memory.current").read_text(encoding="ascii"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def private_headroom() -> int | None:
+    """Bytes this process may still allocate before an allocation is refused; None when nothing says.
+
+    The tightest of: ``RLIMIT_DATA`` less what it counts now (``VmData``: anonymous and private mappings),
+    ``RLIMIT_AS`` less ``VmSize``, the cgroup v2 ``memory.max`` less ``memory.current`` (a container's limit),
+    and the machine's physical memory (``MemTotal``, fixed, so the answer does not move with other processes'
+    use).  Shared file mappings (:func:`scratch_array`) count against none of the first two.
+    """
+    import resource  # POSIX only: elsewhere the limits below are unknown
+
+    bounds = [_cgroup_headroom()]
+    for limit, field in ((resource.RLIMIT_DATA, "VmData"), (resource.RLIMIT_AS, "VmSize")):
+        soft, used = resource.getrlimit(limit)[0], _status_bytes(field)
+        if soft != resource.RLIM_INFINITY and used is not None:
+            bounds.append(soft - used)
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        bounds.append(pages * size)
+    except (ValueError, OSError, AttributeError):
+        pass
+    known = [max(0, b) for b in bounds if b is not None]
+    return min(known) if known else None
 
 
 def allocation_failed(exc: BaseException) -> bool:
@@ -114,6 +162,7 @@ __all__ = [
     "allocation_failed",
     "fix_mmap_threshold",
     "malloc_trim",
+    "private_headroom",
     "row_blocks",
     "scratch_array",
 ]
