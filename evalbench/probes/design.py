@@ -170,9 +170,11 @@ def _row_space(x: np.ndarray, x_valid: np.ndarray, device: torch.device, cols: l
     kept: dict[int, np.ndarray] = {}  # one block (the whole matrix): converted once
 
     def columns(c: slice) -> np.ndarray:
-        if len(cols) == 1:
-            return kept.setdefault(0, np.asarray(x[:, c], np.float64))
-        return np.asarray(x[:, c], np.float64)
+        if len(cols) > 1:
+            return np.asarray(x[:, c], np.float64)
+        if 0 not in kept:
+            kept[0] = np.asarray(x[:, c], np.float64)
+        return kept[0]
 
     gram: np.ndarray | None = None
     for c in cols:
@@ -182,26 +184,27 @@ def _row_space(x: np.ndarray, x_valid: np.ndarray, device: torch.device, cols: l
     if spectrum is None:
         first = np.eye(d, 1)
 
-        def basis(c: slice) -> np.ndarray:
+        def basis(c: slice, _a: np.ndarray) -> np.ndarray:
             return first[c]
     else:
         u_kept, s_kept = spectrum
 
-        def basis(c: slice) -> np.ndarray:
-            return (columns(c).T @ u_kept) / s_kept
+        def basis(c: slice, a: np.ndarray) -> np.ndarray:
+            return (a.T @ u_kept) / s_kept  # V_c = X_cᵀ U S⁻¹
 
     train: torch.Tensor | None = None
     valid: torch.Tensor | None = None
     for c in cols:
-        v = torch.as_tensor(basis(c), dtype=torch.float64, device=device)
-        t_part = _float64(columns(c), device) @ v
+        a = columns(c)
+        v = torch.as_tensor(basis(c, a), dtype=torch.float64, device=device)
+        t_part = _float64(a, device) @ v
         v_part = _float64(x_valid[:, c], device) @ v
         train = t_part if train is None else train + t_part
         valid = v_part if valid is None else valid + v_part
     assert train is not None and valid is not None
 
     def lift(w: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.as_tensor(basis(c), dtype=torch.float64, device=device) @ w for c in cols])
+        return torch.cat([torch.as_tensor(basis(c, columns(c)), dtype=torch.float64, device=device) @ w for c in cols])
 
     return Features(train, valid, train.shape[1], lift)
 
