@@ -1,6 +1,31 @@
-"""Helpers shared by the reliability tests: comparing the numbers of two run records."""
+"""Helpers shared by the reliability tests: evalbench as a child process, comparing the numbers of two records."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+"""One torch thread per child (several run at once on two cores), output unbuffered (lines read as they come)."""
+
+
+def start_evalbench(args: list[str], new_session: bool = False) -> subprocess.Popen[str]:
+    """``python -m evalbench ARGS`` from the checkout, stderr merged into stdout (a text pipe).
+
+    ``new_session``: in a session of its own, so that ``os.killpg`` kills it with anything it started.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "evalbench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=CHILD_ENV,
+        start_new_session=new_session,
+    )
 
 
 def numbers(tree: object, prefix: str = "") -> dict[str, float | None]:

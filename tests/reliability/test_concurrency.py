@@ -12,7 +12,6 @@ order, so any difference beyond rounding means a wrong number.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -26,22 +25,14 @@ from evalbench.cli import main
 from evalbench.pretrain.state import load_state
 from tests.conftest import ENCODERS, REPO, Env
 from tests.data.helpers import write_audio
+from tests.reliability.helpers import CHILD_ENV, start_evalbench
 
 SCORE_TOL = 1e-9
-CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def start_run(env: Env, encoder: str, tasks: str) -> subprocess.Popen[str]:
     """`evalbench -v run` as a separate process; stderr merged into stdout."""
-    args = env.cli("run", "--encoder", encoder, "--tasks", tasks, "--seeds", "1")
-    return subprocess.Popen(
-        [sys.executable, "-m", "evalbench", "-v", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-        env=CHILD_ENV,
-    )
+    return start_evalbench(["-v", *env.cli("run", "--encoder", encoder, "--tasks", tasks, "--seeds", "1")])
 
 
 def finish(procs: list[subprocess.Popen[str]], timeout: float = 120) -> list[str]:
@@ -196,14 +187,7 @@ def test_second_pretrain_into_the_same_folder_refuses_and_the_first_finishes_int
     ]  # fmt: skip
     out_dir = encoders / "checkpoints" / "pretrain" / "shared"
     lock = out_dir / ".pretrain.lock"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "evalbench", "pretrain", "byola", *TINY, "--steps", "60", *common],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-        env=CHILD_ENV,
-    )
+    first = start_evalbench(["pretrain", "byola", *TINY, "--steps", "60", *common])
     deadline = time.monotonic() + 60
     while not (lock.is_file() and lock.read_text().strip()) and first.poll() is None:
         assert time.monotonic() < deadline, "the first pretrain never took its folder lock"

@@ -49,8 +49,6 @@ import random
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,9 +62,9 @@ from evalbench.adapters.checkpoints import load_checkpoint
 from evalbench.pretrain.state import load_state
 from evalbench.results.schema import load_record
 from evalbench.utils.hashing import sha256_file
-from tests.conftest import ENCODERS, REPO, Env, shrink_tasks
+from tests.conftest import ENCODERS, Env, shrink_tasks
 from tests.data.helpers import write_audio
-from tests.reliability.helpers import assert_same_numbers
+from tests.reliability.helpers import assert_same_numbers, start_evalbench
 
 SEED = 14
 KILLS = 3
@@ -79,7 +77,6 @@ busy one): a 1 s floor failed there for being fast."""
 SCORE_TOL = 1e-9
 EMB_RTOL = 1e-6
 WEIGHT_RTOL, WEIGHT_ATOL = 1e-6, 1e-7
-CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 TASK, PER_CLASS = "synth_pitch", 60  # 12 classes × 60 = 720 clips: 432 train, 144 valid, 144 test
 PARTS = ("train", "valid", "test")  # the order extraction goes through them
@@ -106,15 +103,7 @@ class Child:
 
     def __init__(self, args: list[str]) -> None:
         self.began = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evalbench", "-v", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=REPO,
-            env=CHILD_ENV,
-            start_new_session=True,
-        )
+        self.proc = start_evalbench(["-v", *args], new_session=True)
         self.lines: list[tuple[float, str]] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
