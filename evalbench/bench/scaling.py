@@ -45,6 +45,7 @@ from evalbench.bench import BenchContext, Figure
 from evalbench.bench.extract import BATCH, RATE, WORKERS, bench_task
 from evalbench.data.prepare import open_task_data
 from evalbench.errors import EvalbenchError
+from evalbench.utils.memory import proc_status
 
 ENCODER = "byola"
 LIMIT = 1.1  # both figures: 10× ÷ (linear or 1×) at most this
@@ -71,16 +72,6 @@ FULL = Sizes(300, 5.0, True)
 QUICK = Sizes(60, 0.25, False)  # 60: the 1× training part (36 clips) fills a batch of 32, as every larger one does
 
 
-def _proc_status(field: str) -> int | None:
-    """A ``kB`` field of ``/proc/self/status`` in bytes (Linux), or None."""
-    try:
-        with open("/proc/self/status") as fh:
-            line = next((line for line in fh if line.startswith(f"{field}:")), "")
-        return int(line.split()[1]) * 1024 if line else None
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def peak_rss() -> int:
     """This process's peak resident set size so far, in bytes.
 
@@ -89,7 +80,7 @@ def peak_rss() -> int:
     forked: a child started by ``subprocess`` reports at least its parent's RSS (measured: 526 MiB in a
     10 MiB child of a 526 MiB parent).  Elsewhere ``ru_maxrss`` (KiB, bytes on macOS), with that caveat.
     """
-    hwm = _proc_status("VmHWM")
+    hwm = proc_status("VmHWM")
     if hwm is not None:
         return hwm
     import resource
@@ -100,7 +91,7 @@ def peak_rss() -> int:
 
 def current_rss() -> int | None:
     """This process's resident set size now, in bytes (Linux; None elsewhere)."""
-    return _proc_status("VmRSS")
+    return proc_status("VmRSS")
 
 
 def trimmed_rss() -> int | None:

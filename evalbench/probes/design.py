@@ -44,9 +44,10 @@ import torch
 
 from evalbench.utils.memory import BLOCK_BYTES, private_headroom, row_blocks
 
-WHOLE_FACTOR = 4
-"""Private memory of the whole-matrix path, in float64 copies of the training and validation rows (the float64
-rows, the basis or the float64 features, and the temporaries of the products)."""
+WHOLE_FACTOR = 3
+"""Private memory of the whole-matrix path, in float64 copies of the training and validation rows: the float64
+rows and the basis or the float64 features, with a margin.  Measured: 2,800 × 16,384 rows (350 MiB as float64)
+ran with 800 MiB allowed and failed with 600, about 2.3 copies (tests/reliability/test_memory_limits.py)."""
 
 
 ROW_SPACE_FACTOR = 6
@@ -160,43 +161,55 @@ def gram_basis(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return u[:, keep], np.sqrt(eig[keep])
 
 
-def _row_space(x: np.ndarray, x_valid: np.ndarray, device: torch.device, cols: list[slice]) -> Features:
-    """Features ``X V`` in the training row space, ``V`` one column block at a time (module docstring).
+def row_space(x: np.ndarray) -> np.ndarray | None:
+    """``V`` (``D × r``, orthonormal columns) spanning the rows of ``x``, or None when ``n ≥ D``.
 
-    The basis is :func:`gram_basis`'s; a matrix of zeros keeps one direction, the first axis.  One block is
-    :func:`evalbench.probes.lbfgs.row_space` followed by ``X V``, operation for operation.
+    From the eigendecomposition of the ``n × n`` Gram matrix ``X Xᵀ = U S² Uᵀ`` (``V = Xᵀ U S⁻¹``,
+    :func:`gram_basis`), which costs a third of an SVD of ``X`` at 448 × 3,072; a matrix of zeros keeps one
+    direction, the first axis.
     """
+    n, d = x.shape
+    if n >= d:
+        return None
+    a = np.asarray(x, np.float64)
+    spectrum = gram_basis(a @ a.T)
+    if spectrum is None:
+        return np.eye(d, 1)
+    u, s = spectrum
+    return (a.T @ u) / s
+
+
+def _row_space(x: np.ndarray, x_valid: np.ndarray, device: torch.device, cols: list[slice]) -> Features:
+    """Features ``X V`` in the training row space: whole (one block), or ``V`` one column block at a time.
+
+    Whole is :func:`row_space` and ``X V``; blocked sums the Gram matrix over column blocks and forms each
+    ``V_c = X_cᵀ U S⁻¹`` when needed (module docstring), with the same basis.
+    """
+    if len(cols) == 1:
+        v = torch.as_tensor(row_space(x), dtype=torch.float64, device=device)
+        return Features(_float64(x, device) @ v, _float64(x_valid, device) @ v, v.shape[1], lambda w: v @ w)
     d = x.shape[1]
-    kept: dict[int, np.ndarray] = {}  # one block (the whole matrix): converted once
 
     def columns(c: slice) -> np.ndarray:
-        if len(cols) > 1:
-            return np.asarray(x[:, c], np.float64)
-        if 0 not in kept:
-            kept[0] = np.asarray(x[:, c], np.float64)
-        return kept[0]
+        return np.asarray(x[:, c], np.float64)
 
     gram: np.ndarray | None = None
     for c in cols:
         a = columns(c)
         gram = a @ a.T if gram is None else gram + a @ a.T
     spectrum = gram_basis(gram)
-    if spectrum is None:
-        first = np.eye(d, 1)
+    first = np.eye(d, 1)
 
-        def basis(c: slice, _a: np.ndarray) -> np.ndarray:
-            return first[c]
-    else:
-        u_kept, s_kept = spectrum
-
-        def basis(c: slice, a: np.ndarray) -> np.ndarray:
-            return (a.T @ u_kept) / s_kept  # V_c = X_cᵀ U S⁻¹
+    def basis(c: slice, a: np.ndarray) -> torch.Tensor:
+        if spectrum is None:
+            return torch.as_tensor(first[c], device=device)
+        return torch.as_tensor((a.T @ spectrum[0]) / spectrum[1], device=device)  # V_c = X_cᵀ U S⁻¹
 
     train: torch.Tensor | None = None
     valid: torch.Tensor | None = None
     for c in cols:
         a = columns(c)
-        v = torch.as_tensor(basis(c, a), dtype=torch.float64, device=device)
+        v = basis(c, a)
         t_part = _float64(a, device) @ v
         v_part = _float64(x_valid[:, c], device) @ v
         train = t_part if train is None else train + t_part
@@ -204,7 +217,7 @@ def _row_space(x: np.ndarray, x_valid: np.ndarray, device: torch.device, cols: l
     assert train is not None and valid is not None
 
     def lift(w: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.as_tensor(basis(c, columns(c)), dtype=torch.float64, device=device) @ w for c in cols])
+        return torch.cat([basis(c, columns(c)) @ w for c in cols])
 
     return Features(train, valid, train.shape[1], lift)
 
@@ -219,4 +232,5 @@ __all__ = [
     "fits_whole",
     "gram_basis",
     "probe_features",
+    "row_space",
 ]

@@ -232,7 +232,7 @@ def _table(board: Board, ci: bool) -> str:
     body = [[enc, *cells.loc[enc].tolist()] for enc in board.order]
     if board.average is not None:
         headers.append("average")
-        partial = set(board.rows.encoder[board.rows.get("excluded", 0) > 0])  # an average over a ‡ cell is one too
+        partial = set(board.rows.encoder[board.rows["excluded"] > 0])  # an average over a ‡ cell is one too
         for row in body:
             mean = board.average[row[0]]
             mark = f" {EXCLUDED_MARK}" if row[0] in partial else ""
@@ -296,7 +296,7 @@ def render_markdown(df: pd.DataFrame, suites: Sequence[SuiteSpec] = (), *, ci: b
 
 def excluded_legend(rows: pd.DataFrame) -> str:
     """The ``‡`` line of a protocol section: which pairs ``--skip-bad`` scored on fewer clips, and how many fewer."""
-    marked = rows[rows.get("excluded", pd.Series(0, index=rows.index)) > 0]
+    marked = rows[rows["excluded"] > 0]
     if marked.empty:
         return ""
     pairs = "; ".join(

@@ -122,14 +122,9 @@ def atomic_write_json(path: Path, obj: Any, allow_nan: bool = True, advice: str 
     atomic_write_text(path, text + "\n", advice)
 
 
-def atomic_save_npy(path: Path, array: np.ndarray, advice: str | None = None, durable: bool = True) -> None:
-    """Save ``array`` in ``.npy`` format (memory-mappable) to ``path`` atomically.
-
-    ``durable=False`` skips the fsync: for entries of a cache that verifies what
-    it reads and recomputes a damaged entry, where an fsync per small file costs
-    more than the rare recomputation after a power cut.
-    """
-    _atomic(path, lambda fh: np.save(_Stream(fh), array, allow_pickle=False), advice, durable)
+def atomic_save_npy(path: Path, array: np.ndarray, advice: str | None = None) -> None:
+    """Save ``array`` in ``.npy`` format (memory-mappable) to ``path`` atomically, fsynced before the rename."""
+    _atomic(path, lambda fh: np.save(_Stream(fh), array, allow_pickle=False), advice)
 
 
 class _Stream:

@@ -98,34 +98,62 @@ def row_blocks(n: int, width: int, block_bytes: int = BLOCK_BYTES) -> Iterator[s
         yield slice(start, min(n, start + step))
 
 
-def _status_bytes(field: str) -> int | None:
-    """A ``kB`` field of ``/proc/self/status`` (``VmData``, ``VmSize``) in bytes; None off Linux."""
+def proc_status(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` (``VmData``, ``VmHWM``, ``VmRSS``...) in bytes; None off Linux."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
-            line = next((entry for entry in fh if entry.startswith(field + ":")), None)
-    except OSError:
+            line = next((entry for entry in fh if entry.startswith(field + ":")), "")
+        return int(line.split()[1]) * 1024 if line else None
+    except (OSError, ValueError, IndexError):
         return None
-    return None if line is None else int(line.split()[1]) * 1024
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+UNLIMITED = 1 << 62  # cgroup v1 writes "no limit" as a page-rounded 2^63 − 1
+
+
+def _cgroup_folders() -> list[tuple[Path, Path, str, str]]:
+    """``(controller root, group folder, limit file, usage file)`` of this process's memory cgroups, v1 and v2."""
+    try:
+        lines = PROC_CGROUP.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        _, controllers, group = [*line.split(":", 2), "", ""][:3]
+        if controllers == "":  # v2 (unified); on a hybrid machine mounted under unified/
+            for root in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
+                found.append((root, root / group.lstrip("/"), "memory.max", "memory.current"))
+        elif "memory" in controllers.split(","):  # v1 memory controller
+            root = CGROUP_ROOT / "memory"
+            found.append((root, root / group.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes"))
+    return found
 
 
 def _cgroup_headroom() -> int | None:
-    """``memory.max`` − ``memory.current`` of this process's cgroup (v2); None when unlimited or unknown."""
-    try:
-        group = Path("/proc/self/cgroup").read_text(encoding="utf-8").strip().splitlines()[-1].split(":", 2)[2]
-        folder = Path("/sys/fs/cgroup") / group.lstrip("/")
-        limit = (folder / "memory.max").read_text(encoding="ascii").strip()
-        if limit == "max":
-            return None
-        return int(limit) - int((folder / "memory.current").read_text(encoding="ascii"))
-    except (OSError, ValueError, IndexError):
-        return None
+    """The least limit − usage of this process's memory cgroups (v1 or v2) and their parents; None if none.
+
+    A limit may sit on a parent (a systemd slice, a Kubernetes pod) rather than on the process's own group.
+    """
+    rooms = []
+    for root, folder, limit_file, usage_file in _cgroup_folders():
+        while folder != root and root in folder.parents:
+            try:
+                limit = (folder / limit_file).read_text(encoding="ascii").strip()
+                if limit != "max" and int(limit) < UNLIMITED:
+                    rooms.append(int(limit) - int((folder / usage_file).read_text(encoding="ascii")))
+            except (OSError, ValueError):
+                pass
+            folder = folder.parent
+    return min(rooms) if rooms else None
 
 
 def private_headroom() -> int | None:
     """Bytes this process may still allocate before an allocation is refused; None when nothing says.
 
     The tightest of: ``RLIMIT_DATA`` less what it counts now (``VmData``: anonymous and private mappings),
-    ``RLIMIT_AS`` less ``VmSize``, the cgroup v2 ``memory.max`` less ``memory.current`` (a container's limit),
+    ``RLIMIT_AS`` less ``VmSize``, a memory cgroup's limit less its usage (a container's limit; v1 or v2),
     and the machine's physical memory (``MemTotal``, fixed, so the answer does not move with other processes'
     use).  Shared file mappings (:func:`scratch_array`) count against none of the first two.
     """
@@ -133,7 +161,7 @@ def private_headroom() -> int | None:
 
     bounds = [_cgroup_headroom()]
     for limit, field in ((resource.RLIMIT_DATA, "VmData"), (resource.RLIMIT_AS, "VmSize")):
-        soft, used = resource.getrlimit(limit)[0], _status_bytes(field)
+        soft, used = resource.getrlimit(limit)[0], proc_status(field)
         if soft != resource.RLIM_INFINITY and used is not None:
             bounds.append(soft - used)
     try:
@@ -163,6 +191,7 @@ __all__ = [
     "fix_mmap_threshold",
     "malloc_trim",
     "private_headroom",
+    "proc_status",
     "row_blocks",
     "scratch_array",
 ]

@@ -147,10 +147,10 @@ def test_standardised_rows_of_a_large_rotation_go_to_a_scratch_file(tmp_path, mo
 HEADROOM = r"""
 import resource
 from evalbench.probes.design import fits_whole
-from evalbench.utils.memory import private_headroom, _status_bytes
+from evalbench.utils.memory import private_headroom, proc_status
 free = private_headroom()
 assert free is not None and free > 1 << 30, free  # no limit: the machine's memory
-base = _status_bytes("VmData")
+base = proc_status("VmData")
 resource.setrlimit(resource.RLIMIT_DATA, (base + (200 << 20), resource.getrlimit(resource.RLIMIT_DATA)[1]))
 left = private_headroom()
 assert (180 << 20) < left <= (200 << 20), left / 2**20
@@ -163,3 +163,28 @@ def test_private_headroom_follows_the_data_limit() -> None:
     """``RLIMIT_DATA`` = VmData + 200 MiB: headroom 180–200 MiB, and :func:`fits_whole` decides by it."""
     done = subprocess.run([sys.executable, "-c", HEADROOM], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_cgroup_headroom_takes_the_tightest_limit_of_the_groups_and_their_parents(tmp_path, monkeypatch) -> None:
+    """v1 and v2 memory cgroups: a limit on a parent counts; "max" and v1's 2^63-ish "no limit" do not."""
+    import evalbench.utils.memory as memory
+
+    def group(folder, limit: str, usage: int, v1: bool) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        names = ("memory.limit_in_bytes", "memory.usage_in_bytes") if v1 else ("memory.max", "memory.current")
+        (folder / names[0]).write_text(limit + "\n")
+        (folder / names[1]).write_text(f"{usage}\n")
+
+    group(tmp_path / "memory" / "pod", "1000", 400, v1=True)  # the parent's limit: 600 left
+    group(tmp_path / "memory" / "pod" / "box", str(2**63 - 4096), 400, v1=True)  # no limit of its own
+    group(tmp_path / "slice", "5000", 1000, v1=False)  # v2 parent: 4,000 left
+    group(tmp_path / "slice" / "job", "max", 1000, v1=False)
+    proc = tmp_path / "cgroup"
+    monkeypatch.setattr(memory, "CGROUP_ROOT", tmp_path)
+    monkeypatch.setattr(memory, "PROC_CGROUP", proc)
+    proc.write_text("4:memory:/pod/box\n1:cpu:/\n0::/slice/job\n")
+    assert memory._cgroup_headroom() == 600
+    proc.write_text("0::/slice/job\n")
+    assert memory._cgroup_headroom() == 4000
+    proc.write_text("0::/\n")
+    assert memory._cgroup_headroom() is None
